@@ -1,0 +1,205 @@
+"""The engine interface shared by every runtime: load once, generate greedily, report the device.
+
+Every engine does the same work for a prompt: batch size 1, greedy decoding, exactly
+``max_new_tokens`` new tokens (EOS is suppressed until then, as transformers' ``min_new_tokens``
+does), so time and energy compare like with like and the token ids can be compared with torch's.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ENGINES = ("torch", "onnx", "openvino", "torchscript")
+PROVIDERS = ("cpu", "cuda")
+_VERSIONED_PACKAGES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "optimum",
+    "optimum-onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "optimum-intel",
+    "openvino",
+)
+
+
+class EngineError(RuntimeError):
+    """An engine cannot run as asked (missing provider, device not really used, bad artefact)."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One greedy generation; ``duration_s`` covers tokenising, decoding and detokenising."""
+
+    prompt_tokens: int
+    new_token_ids: tuple[int, ...]
+    text: str
+    duration_s: float
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.new_token_ids)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What actually runs the model: recorded in run metadata and checks."""
+
+    engine: str
+    provider: str
+    device: str  # e.g. "cpu", "cuda:0": where the computation really happens
+    threads: int
+    model_dir: str
+    artefact_dir: str | None
+    ort_providers: tuple[str, ...] | None = None  # ONNX Runtime's active providers, in order
+    ov_device: str | None = None
+    library_versions: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the packages the engines depend on (absent ones left out)."""
+    versions = {}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def validate_engine_provider(engine: str, provider: str) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; expected one of {PROVIDERS}")
+    if engine == "openvino" and provider == "cuda":
+        raise ValueError(
+            "OpenVINO has no CUDA execution provider: <OV, CUDA> is not a valid configuration"
+        )
+
+
+def torch_device_for(provider: str) -> str:
+    """The torch device of a provider; CUDA must really be there (no silent CPU fallback)."""
+    import torch
+
+    if provider == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise EngineError("provider 'cuda' asked for, but torch sees no CUDA device")
+    return f"cuda:{torch.cuda.current_device()}"
+
+
+def set_torch_threads(threads: int) -> None:
+    """Pin torch's intra-op threads so an engine never inherits an accidental value."""
+    import torch
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    try:
+        # Only settable before the first parallel work of the process; later calls raise.
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+
+
+def eos_ids_of(tokenizer, generation_config=None) -> tuple[int, ...]:
+    """Every end-of-sequence id, so a decode loop can suppress all of them as generate() does."""
+    ids: list[int] = []
+    value = getattr(generation_config, "eos_token_id", None) if generation_config else None
+    for candidate in (value, tokenizer.eos_token_id):
+        if candidate is None:
+            continue
+        ids.extend(candidate if isinstance(candidate, (list, tuple)) else [candidate])
+    return tuple(dict.fromkeys(int(i) for i in ids))
+
+
+def greedy_generation_config(tokenizer, max_new_tokens: int, model_generation_config=None):
+    """A complete greedy GenerationConfig: the model's own sampling defaults must not leak in."""
+    from transformers import GenerationConfig
+
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    eos = eos_ids_of(tokenizer, model_generation_config)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos[0] if eos else 0)
+    return GenerationConfig(
+        do_sample=False,
+        num_beams=1,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=max_new_tokens,
+        eos_token_id=list(eos) or None,
+        pad_token_id=pad,
+        bos_token_id=tokenizer.bos_token_id,
+        use_cache=True,
+    )
+
+
+class Engine(ABC):
+    """A model loaded once in one runtime on one provider."""
+
+    name: str = "?"
+
+    def __init__(self, provider: str, tokenizer, threads: int, model_dir: Path, artefact_dir):
+        self.provider = provider
+        self.tokenizer = tokenizer
+        self.threads = threads
+        self.model_dir = Path(model_dir)
+        self.artefact_dir = Path(artefact_dir) if artefact_dir is not None else None
+
+    def encode(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt)["input_ids"])
+
+    def prompt_token_count(self, prompt: str) -> int:
+        return len(self.encode(prompt))
+
+    def generate(self, prompt: str, max_new_tokens: int) -> Generation:
+        start = time.perf_counter()
+        input_ids = self.encode(prompt)
+        if not input_ids:
+            raise ValueError("empty prompt: nothing to condition the generation on")
+        new_ids = self.generate_ids(input_ids, max_new_tokens)
+        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        duration_s = time.perf_counter() - start
+        if len(new_ids) != max_new_tokens:
+            raise EngineError(
+                f"{self.name} generated {len(new_ids)} tokens instead of {max_new_tokens}"
+            )
+        return Generation(len(input_ids), tuple(int(i) for i in new_ids), text, duration_s)
+
+    @abstractmethod
+    def generate_ids(self, input_ids: Sequence[int], max_new_tokens: int) -> list[int]:
+        """Greedy ids of exactly ``max_new_tokens`` new tokens after ``input_ids``."""
+
+    def sequence_logits(self, token_ids: Sequence[int]):
+        """Next-token logits at every position of ``token_ids`` (numpy [len, vocab], float32).
+
+        One forward pass without cache. Engines that cannot give them cheaply return None and say
+        why in ``logits_unavailable_reason``.
+        """
+        return
+
+    logits_unavailable_reason: str | None = "this engine does not expose logits"
+
+    @abstractmethod
+    def info(self) -> EngineInfo:
+        """The engine, provider and device really in use."""
+
+    def _info(self, device: str, **kwargs) -> EngineInfo:
+        return EngineInfo(
+            engine=self.name,
+            provider=self.provider,
+            device=device,
+            threads=self.threads,
+            model_dir=str(self.model_dir),
+            artefact_dir=str(self.artefact_dir) if self.artefact_dir else None,
+            library_versions=library_versions(),
+            **kwargs,
+        )

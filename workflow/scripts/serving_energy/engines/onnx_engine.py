@@ -1,0 +1,102 @@
+"""ONNX Runtime through optimum's ORTModelForCausalLM: one KV-cache graph, session built once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .base import (
+    Engine,
+    EngineError,
+    EngineInfo,
+    greedy_generation_config,
+    set_torch_threads,
+    torch_device_for,
+)
+from .torch_engine import load_tokenizer
+
+ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def session_options(threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    # Batch-1 decoding has no independent graph branches worth a second pool of spinning threads.
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+class OnnxEngine(Engine):
+    name = "onnx"
+    logits_unavailable_reason = None
+
+    def __init__(self, provider: str, model_dir: Path, artefact_dir: Path, threads: int):
+        import onnxruntime as ort
+        from optimum.onnxruntime import ORTModelForCausalLM
+
+        set_torch_threads(threads)
+        super().__init__(provider, load_tokenizer(artefact_dir), threads, model_dir, artefact_dir)
+        ort_provider = ORT_PROVIDERS[provider]
+        if ort_provider not in ort.get_available_providers():
+            raise EngineError(
+                f"onnxruntime has no {ort_provider} in this environment (available: "
+                f"{ort.get_available_providers()}); install onnxruntime-gpu for provider {provider!r}"
+            )
+        if provider == "cuda":
+            self.torch_device = torch_device_for(provider)
+        else:
+            self.torch_device = "cpu"
+        self.model = ORTModelForCausalLM.from_pretrained(
+            artefact_dir,
+            provider=ort_provider,
+            session_options=session_options(threads),
+            use_cache=True,
+            # IO binding keeps inputs, outputs and the KV cache on the GPU between steps.
+            use_io_binding=(provider == "cuda"),
+        )
+        self.active_providers = tuple(self.model.session.get_providers())
+        if provider == "cuda" and self.active_providers[0] != "CUDAExecutionProvider":
+            raise EngineError(
+                f"ONNX Runtime session fell back to {self.active_providers}: CUDA is not really used"
+            )
+
+    def _input(self, token_ids: Sequence[int]):
+        import torch
+
+        ids = torch.tensor([list(token_ids)], dtype=torch.long, device=self.torch_device)
+        return ids, torch.ones_like(ids)
+
+    def generate_ids(self, input_ids: Sequence[int], max_new_tokens: int) -> list[int]:
+        import torch
+
+        ids, mask = self._input(input_ids)
+        config = greedy_generation_config(
+            self.tokenizer, max_new_tokens, self.model.generation_config
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=config,
+                use_model_defaults=False,
+            )
+        return out[0, ids.shape[1] :].tolist()
+
+    def sequence_logits(self, token_ids: Sequence[int]):
+        import torch
+
+        ids, mask = self._input(token_ids)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, use_cache=True).logits
+        return logits[0].float().cpu().numpy()
+
+    def info(self) -> EngineInfo:
+        device = self.torch_device if self.provider == "cuda" else "cpu"
+        return self._info(
+            device,
+            ort_providers=self.active_providers,
+            details={"use_io_binding": bool(self.model.use_io_binding)},
+        )
