@@ -1,0 +1,145 @@
+rule merge_runs:
+    input:
+        runs=selected_runs(),
+        checks=selected_checks(),
+    output:
+        parquet="results/metrics/runs.parquet",
+        csv=report(
+            "results/metrics/runs.csv",
+            caption="../report/runs.rst",
+            category="Metrics",
+            labels={"table": "all runs"},
+        ),
+        failed=report(
+            "results/metrics/failed_runs.csv",
+            caption="../report/failed_runs.rst",
+            category="Metrics",
+            labels={"table": "failed attempts"},
+        ),
+        checks="results/metrics/equivalence.csv",
+    log:
+        "results/logs/merge_runs.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        failed_root="results/failed",
+    script:
+        "../scripts/merge_runs.py"
+
+
+rule statistical_tests:
+    input:
+        "results/metrics/runs.parquet",
+    output:
+        tests=report(
+            "results/stats/tests.csv",
+            caption="../report/tests.rst",
+            category="Statistics",
+            labels={"table": "tests"},
+        ),
+        posthoc=report(
+            "results/stats/posthoc.csv",
+            caption="../report/posthoc.rst",
+            category="Statistics",
+            labels={"table": "post-hoc pairs"},
+        ),
+        tests_tex="results/stats/tests.tex",
+        posthoc_tex="results/stats/posthoc.tex",
+    log:
+        "results/logs/statistical_tests.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        alpha=config["analysis"]["alpha"],
+    script:
+        "../scripts/statistical_tests.py"
+
+
+rule paper_tables:
+    input:
+        "results/metrics/runs.parquet",
+    output:
+        table4=report(
+            "results/tables/table4_cpu.csv",
+            caption="../report/table4.rst",
+            category="Tables",
+            labels={"table": "Table 4 (CPU)"},
+        ),
+        table4_tex="results/tables/table4_cpu.tex",
+        table5=report(
+            "results/tables/table5_cuda.csv",
+            caption="../report/table5.rst",
+            category="Tables",
+            labels={"table": "Table 5 (CUDA)"},
+        ),
+        table5_tex="results/tables/table5_cuda.tex",
+        savings=report(
+            "results/tables/savings.csv",
+            caption="../report/savings.rst",
+            category="Tables",
+            labels={"table": "savings"},
+        ),
+        savings_text="results/tables/savings.md",
+    log:
+        "results/logs/paper_tables.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/paper_tables.py"
+
+
+rule figures:
+    input:
+        "results/metrics/runs.parquet",
+    output:
+        report(
+            directory("results/figures/study"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    log:
+        "results/logs/figures.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule timeline_figure:
+    input:
+        timeline=f"{RUN_FOLDER}/timeline.parquet",
+        run=f"{RUN_FOLDER}/run.json",
+    output:
+        png=report(
+            "results/figures/timelines/{model}_{engine}-{provider}_rep{rep}.png",
+            caption="../report/timeline.rst",
+            category="Figures",
+            subcategory="Timelines",
+        ),
+        svg="results/figures/timelines/{model}_{engine}-{provider}_rep{rep}.svg",
+    log:
+        "results/logs/timeline_figure/{model}_{engine}-{provider}_rep{rep}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/timeline_figure.py"
+
+
+rule replication_package:
+    input:
+        analysis_outputs(),
+    output:
+        readme="results/README.md",
+        checksums="results/SHA256SUMS",
+        archive="results/replication-package.zip",
+    log:
+        "results/logs/replication_package.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        summary=study_summary(),
+        config=config,
+        models=SELECTED_MODELS,
+    script:
+        "../scripts/replication_package.py"

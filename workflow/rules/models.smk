@@ -1,0 +1,97 @@
+rule fetch_model:
+    output:
+        directory("resources/models/{model}"),
+    log:
+        "results/logs/fetch_model/{model}.log",
+    wildcard_constraints:
+        model=alternatives(HUB_MODELS),
+    conda:
+        "../../envs/data.yaml"
+    params:
+        hf_id=lambda wildcards: config["models"][wildcards.model]["hf_id"],
+        revision=lambda wildcards: config["models"][wildcards.model]["revision"],
+        trust_remote_code=lambda wildcards: config["models"][wildcards.model][
+            "trust_remote_code"
+        ],
+    script:
+        "../scripts/fetch_model.py"
+
+
+rule build_standin:
+    input:
+        humaneval="resources/humaneval/HumanEval.jsonl",
+    output:
+        directory("resources/models/{model}"),
+    log:
+        "results/logs/build_standin/{model}.log",
+    wildcard_constraints:
+        model=alternatives(STANDIN_MODELS),
+    conda:
+        "../../envs/export-torch.yaml"
+    params:
+        standin=lambda wildcards: config["models"][wildcards.model]["standin"],
+    script:
+        "../scripts/build_standin.py"
+
+
+rule export_onnx:
+    input:
+        model=lambda wildcards: model_dir(wildcards.model),
+    output:
+        directory("results/engines/{model}/onnx"),
+    log:
+        "results/logs/export/{model}/onnx.log",
+    conda:
+        "../../envs/export-onnx.yaml"
+    script:
+        "../scripts/export_onnx.py"
+
+
+rule export_openvino:
+    input:
+        model=lambda wildcards: model_dir(wildcards.model),
+    output:
+        directory("results/engines/{model}/openvino"),
+    log:
+        "results/logs/export/{model}/openvino.log",
+    conda:
+        "../../envs/export-openvino.yaml"
+    params:
+        weight_format=config["export"]["openvino_weight_format"],
+    script:
+        "../scripts/export_openvino.py"
+
+
+rule export_torchscript:
+    input:
+        model=lambda wildcards: model_dir(wildcards.model),
+    output:
+        directory("results/engines/{model}/torchscript/{provider}"),
+    log:
+        "results/logs/export/{model}/torchscript-{provider}.log",
+    conda:
+        "../../envs/export-torch.yaml"
+    script:
+        "../scripts/export_torchscript.py"
+
+
+rule check_engine:
+    input:
+        model=lambda wildcards: model_dir(wildcards.model),
+        artefact=engine_artefact,
+        prompts="results/prompts/prompts.jsonl",
+    output:
+        "results/engines/{model}/{engine}-{provider}/check.json",
+    log:
+        "results/logs/check/{model}/{engine}-{provider}.log",
+    wildcard_constraints:
+        engine="onnx|openvino|torchscript",
+    conda:
+        serving_env
+    threads: workflow.cores
+    params:
+        n_prompts=config["equivalence"]["prompts"],
+        max_new_tokens=config["equivalence"]["max_new_tokens"],
+        max_mismatched_tokens=config["equivalence"]["max_mismatched_tokens"],
+    script:
+        "../scripts/check_engine.py"

@@ -1,0 +1,24 @@
+"""Snakemake entry: compare an engine's greedy tokens with torch's on the same provider."""
+
+from pathlib import Path
+
+from serving_energy.dataset import read_prompts
+from serving_energy.equivalence import check_configuration
+from serving_energy.logs import log_to
+
+with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    params = snakemake.params  # noqa: F821
+    wildcards = snakemake.wildcards  # noqa: F821
+    prompts = [p.prompt for p in read_prompts(Path(snakemake.input.prompts))][: params.n_prompts]  # noqa: F821
+    result = check_configuration(
+        engine=wildcards.engine,
+        provider=wildcards.provider,
+        model_dir=Path(snakemake.input.model),  # noqa: F821
+        artefact_dir=Path(snakemake.input.artefact),  # noqa: F821
+        prompts=prompts,
+        max_new_tokens=params.max_new_tokens,
+        max_mismatched_tokens=params.max_mismatched_tokens,
+        threads=snakemake.threads,  # noqa: F821
+        out_path=Path(snakemake.output[0]),  # noqa: F821
+    )
+    log.info("equivalence %s: %s", "passed" if result.passed else "FAILED", result)

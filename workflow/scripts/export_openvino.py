@@ -1,0 +1,14 @@
+"""Snakemake entry: export a model to OpenVINO IR."""
+
+from pathlib import Path
+
+from serving_energy.export import export_openvino
+from serving_energy.logs import log_to
+
+with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    info = export_openvino(
+        Path(snakemake.input.model),  # noqa: F821
+        Path(snakemake.output[0]),  # noqa: F821
+        weight_format=snakemake.params.weight_format,  # noqa: F821
+    )
+    log.info("OpenVINO export: %s", info)

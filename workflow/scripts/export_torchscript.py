@@ -1,0 +1,14 @@
+"""Snakemake entry: trace a model to TorchScript for one provider."""
+
+from pathlib import Path
+
+from serving_energy.export import export_torchscript
+from serving_energy.logs import log_to
+
+with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    info = export_torchscript(
+        Path(snakemake.input.model),  # noqa: F821
+        Path(snakemake.output[0]),  # noqa: F821
+        provider=snakemake.wildcards.provider,  # noqa: F821
+    )
+    log.info("TorchScript export: %s", info)

@@ -1,0 +1,13 @@
+"""Snakemake entry: a Hugging Face snapshot at its pinned revision."""
+
+from pathlib import Path
+
+from serving_energy.logs import log_to
+from serving_energy.model_sources import fetch_model
+
+with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    params = snakemake.params  # noqa: F821
+    snapshot = fetch_model(
+        params.hf_id, params.revision, Path(snakemake.output[0]), params.trust_remote_code  # noqa: F821
+    )
+    log.info("fetched %s at %s (commit %s)", params.hf_id, params.revision, snapshot.commit)

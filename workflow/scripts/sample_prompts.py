@@ -1,0 +1,22 @@
+"""Snakemake entry: one prompt per HumanEval problem (sampled by the paper's method, or theirs)."""
+
+from pathlib import Path
+
+from serving_energy.logs import log_to
+from serving_energy.prompts import make_prompts
+
+with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    params = snakemake.params  # noqa: F821
+    inputs = snakemake.input  # noqa: F821
+    prompts = make_prompts(
+        source=params.source,
+        humaneval_path=Path(inputs.humaneval),
+        tokenizer_dir=Path(inputs.tokenizer),
+        paper_prompts_path=Path(inputs.paper_prompts) if "paper_prompts" in inputs.keys() else None,
+        seed=params.seed,
+        min_tokens=params.min_tokens,
+        max_tokens=params.max_tokens,
+        limit=params.limit,
+        out_path=Path(snakemake.output[0]),  # noqa: F821
+    )
+    log.info("%d prompts written (source: %s, seed: %s)", len(prompts), params.source, params.seed)

@@ -1,0 +1,194 @@
+"""The study's design: configurations, their labels, the checks a config must pass, the run order.
+
+The JSON schema (config/schema.yaml) checks types and unknown keys; this module checks what a
+schema cannot say clearly: combinations that do not exist and references between sections.
+It takes plain dicts and never reads files.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+ENGINES = ("torch", "onnx", "openvino", "torchscript")
+PROVIDERS = ("cpu", "cuda")
+ENGINE_LABELS = {"torch": "TORCH", "onnx": "ONNX", "openvino": "OV", "torchscript": "JIT"}
+PROVIDER_LABELS = {"cpu": "CPU", "cuda": "CUDA"}
+STANDIN_ARCHITECTURES = ("gpt2", "gpt_bigcode", "gpt_neox", "bloom", "llama", "gemma", "phi")
+
+
+class ConfigError(ValueError):
+    """The study's config cannot run; the message names the offending key."""
+
+
+@dataclass(frozen=True, order=True)
+class Configuration:
+    engine: str
+    provider: str
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.provider not in PROVIDERS:
+            raise ConfigError(
+                f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDERS)}"
+            )
+        if self.engine == "openvino" and self.provider == "cuda":
+            raise ConfigError(
+                "<OV, CUDA> does not exist: OpenVINO has no CUDA execution provider "
+                "(use <OV, CPU>, or onnx/torch/torchscript on cuda)"
+            )
+
+    @property
+    def id(self) -> str:
+        """Path-safe id, e.g. ``onnx-cpu``."""
+        return f"{self.engine}-{self.provider}"
+
+    @property
+    def label(self) -> str:
+        """The paper's notation, e.g. ``<ONNX, CPU>``."""
+        return f"<{ENGINE_LABELS[self.engine]}, {PROVIDER_LABELS[self.provider]}>"
+
+    @classmethod
+    def from_id(cls, configuration_id: str) -> Configuration:
+        engine, _, provider = configuration_id.partition("-")
+        return cls(engine, provider)
+
+
+def check_config(config: Mapping) -> None:
+    """Raise ConfigError listing every problem (with its key) that the schema cannot express."""
+    problems: list[str] = []
+    problems += _configuration_problems(config.get("configurations", []))
+    problems += _model_problems(config.get("models", {}))
+    problems += _prompt_problems(config)
+    problems += _target_problems(config)
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def _configuration_problems(configurations: Sequence[Mapping]) -> list[str]:
+    problems, seen = [], set()
+    for index, entry in enumerate(configurations):
+        try:
+            configuration = Configuration(entry.get("engine"), entry.get("provider"))
+        except ConfigError as error:
+            problems.append(f"configurations[{index}]: {error}")
+            continue
+        if configuration in seen:
+            problems.append(f"configurations[{index}]: {configuration.label} is listed twice")
+        seen.add(configuration)
+    return problems
+
+
+def _model_problems(models: Mapping[str, Mapping]) -> list[str]:
+    problems = []
+    for alias, model in models.items():
+        has_hub, has_standin = "hf_id" in model, "standin" in model
+        if not has_hub and not has_standin:
+            problems.append(
+                f"models.{alias}: has no model id: give 'hf_id' (a Hugging Face model, with "
+                "'revision') or 'standin' (a model built locally)"
+            )
+        elif has_hub and has_standin:
+            problems.append(f"models.{alias}: give either 'hf_id' or 'standin', not both")
+        elif has_hub and "revision" not in model:
+            problems.append(
+                f"models.{alias}.revision: missing; pin the Hugging Face revision (a commit hash) "
+                "so the study can be reproduced"
+            )
+        if has_standin:
+            standin = model["standin"]
+            hidden, heads = standin.get("hidden_size", 64), standin.get("heads", 4)
+            if hidden % heads:
+                problems.append(
+                    f"models.{alias}.standin: hidden_size {hidden} is not divisible by heads {heads}"
+                )
+    return problems
+
+
+def _prompt_problems(config: Mapping) -> list[str]:
+    prompts = config.get("prompts", {})
+    problems = []
+    if prompts.get("min_tokens", 10) > prompts.get("max_tokens", 15):
+        problems.append("prompts.min_tokens: larger than prompts.max_tokens")
+    tokenizer = prompts.get("tokenizer")
+    if tokenizer is not None and tokenizer not in config.get("tokenizers", {}):
+        problems.append(
+            f"prompts.tokenizer: {tokenizer!r} is not an entry of 'tokenizers' "
+            f"(known: {', '.join(config.get('tokenizers', {})) or 'none'})"
+        )
+    for name, entry in config.get("tokenizers", {}).items():
+        if ("hf_id" in entry) == ("offline" in entry):
+            problems.append(f"tokenizers.{name}: give exactly one of 'hf_id' or 'offline'")
+        elif "hf_id" in entry and "revision" not in entry:
+            problems.append(f"tokenizers.{name}.revision: missing; pin the tokenizer's revision")
+    return problems
+
+
+def _target_problems(config: Mapping) -> list[str]:
+    targets = config.get("targets", {})
+    problems = []
+    for alias in targets.get("models", []):
+        if alias not in config.get("models", {}):
+            problems.append(f"targets.models: {alias!r} is not a model of this study")
+    known = {
+        Configuration(c["engine"], c["provider"]).id
+        for c in config.get("configurations", [])
+        if not (c.get("engine") == "openvino" and c.get("provider") == "cuda")
+        and c.get("engine") in ENGINES
+        and c.get("provider") in PROVIDERS
+    }
+    for configuration_id in targets.get("configurations", []):
+        if configuration_id not in known:
+            problems.append(
+                f"targets.configurations: {configuration_id!r} is not a configuration of this "
+                f"study (known: {', '.join(sorted(known))})"
+            )
+    repetitions = config.get("repetitions", 10)
+    for rep in targets.get("repetitions", []):
+        if not 1 <= rep <= repetitions:
+            problems.append(f"targets.repetitions: {rep} is outside 1..{repetitions}")
+    return problems
+
+
+@dataclass(frozen=True)
+class CudaDecision:
+    configurations: tuple[Configuration, ...]
+    excluded: tuple[Configuration, ...]
+    warning: str | None
+
+
+def apply_cuda_policy(
+    configurations: Sequence[Configuration], policy: str, gpu_present: bool
+) -> CudaDecision:
+    """Keep or leave out CUDA configurations; a silent CPU run of a CUDA configuration is never ok."""
+    cuda = tuple(c for c in configurations if c.provider == "cuda")
+    if not cuda or policy == "require" or (policy == "auto" and gpu_present):
+        return CudaDecision(tuple(configurations), (), None)
+    kept = tuple(c for c in configurations if c.provider != "cuda")
+    labels = ", ".join(c.label for c in cuda)
+    if policy == "skip":
+        reason = "cuda.policy is 'skip'"
+    else:
+        reason = (
+            "no NVIDIA GPU was found on this machine; to run them anyway (e.g. on GPU nodes of a "
+            "cluster) use --config 'cuda={policy: require}'"
+        )
+    return CudaDecision(kept, cuda, f"leaving out {labels}: {reason}")
+
+
+def run_priorities(
+    runs: Sequence[tuple[str, str, int]], mode: str, seed: int
+) -> dict[tuple[str, str, int], int]:
+    """Scheduling priority of every (model, configuration id, rep): higher runs first.
+
+    'random' uses a seeded permutation so that slow drifts of the machine (temperature, background
+    load) do not line up with one model or configuration; 'fixed' keeps the given order.
+    """
+    order = list(runs)
+    if mode == "random":
+        random.Random(seed).shuffle(order)
+    elif mode != "fixed":
+        raise ConfigError(f"protocol.run_order.mode: {mode!r} is neither 'random' nor 'fixed'")
+    return {run: len(order) - position for position, run in enumerate(order)}
