@@ -35,6 +35,8 @@ import scikit_posthocs
 from scipy import stats as scipy_stats
 from statsmodels.stats.oneway import anova_oneway
 
+from serving_energy.latex import Column, write_booktabs
+
 ProviderGrouping = Literal["by_provider", "all"]
 
 REJECT = "reject H0"
@@ -593,3 +595,62 @@ def write_stats(result: StatsResult, out_dir: Path) -> list[Path]:
         frame.write_parquet(parquet_path)
         written += [csv_path, parquet_path]
     return written
+
+
+# ---------------------------------------------------------------------------------------------
+# LaTeX
+
+OMNIBUS_TESTS: tuple[str, ...] = ("welch_anova", "kruskal", "omnibus")
+_P_FORMAT = "{:.3g}"
+
+
+def _with_metric_labels(frame: pl.DataFrame) -> pl.DataFrame:
+    labels = {m.column: m.label for m in METRICS}
+    return frame.with_columns(
+        pl.col("metric").replace(labels).alias("metric_label"),
+        pl.col("provider_group").str.to_uppercase().alias("provider_label"),
+    )
+
+
+def write_tests_latex(
+    tests: pl.DataFrame, path: Path, shown: Sequence[str] = ("levene", *OMNIBUS_TESTS)
+) -> Path:
+    """The tests of the ``shown`` kinds (default: Levene and the omnibus test; the per-
+    configuration Shapiro-Wilk rows stay in the CSV) as a booktabs ``longtable``."""
+    frame = _with_metric_labels(tests.filter(pl.col("test").is_in(list(shown))))
+    columns = [
+        Column("model", "Model", align="l"),
+        Column("provider_label", "Provider", align="l"),
+        Column("metric_label", "Metric", align="l"),
+        Column("test", "Test", align="l"),
+        Column("statistic", "Statistic", "{:.3f}"),
+        Column("df1", "df1", "{:.3g}"),
+        Column("df2", "df2", "{:.3g}"),
+        Column("p_value", "p", _P_FORMAT),
+        Column("decision", "Decision", align="l"),
+    ]
+    caption = "Omnibus tests per model, provider and metric"
+    return write_booktabs(
+        frame, path, columns, caption=caption, label="tab:tests", group_by="model", long=True
+    )
+
+
+def write_posthoc_latex(posthoc: pl.DataFrame, path: Path) -> Path:
+    """Every post-hoc pair with its p-value, Cliff's delta and saving as a ``longtable``."""
+    frame = _with_metric_labels(posthoc)
+    columns = [
+        Column("model", "Model", align="l"),
+        Column("provider_label", "Provider", align="l"),
+        Column("metric_label", "Metric", align="l"),
+        Column("group_a", "A", align="l"),
+        Column("group_b", "B", align="l"),
+        Column("p_value", "p", _P_FORMAT),
+        Column("significant", "Sig.", align="c"),
+        Column("cliffs_delta", "Cliff's delta", "{:.2f}"),
+        Column("magnitude", "Magnitude", align="l"),
+        Column("saving_pct", "Saving A vs B [%]", "{:.2f}"),
+    ]
+    caption = "Post-hoc comparisons (Games-Howell or Dunn-Holm) with effect sizes and savings"
+    return write_booktabs(
+        frame, path, columns, caption=caption, label="tab:posthoc", group_by="model", long=True
+    )
