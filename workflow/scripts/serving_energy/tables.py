@@ -272,11 +272,11 @@ def write_saving_sentences(ranges: pl.DataFrame, path: Path) -> Path:
     """The sentences as a Markdown list, one per configuration and metric."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# Savings against the TORCH baseline of each provider", ""]
-    lines += [
+    definition = (
         "Per model: (median of the baseline - median of the configuration) / median of the "
-        "baseline x 100, medians over repetitions; the range runs over the models.",
-        "",
-    ]
+        "baseline x 100, medians over repetitions; the range runs over the models."
+    )
+    lines += [definition, ""]
     lines += [
         f"- {sentence} ({n} models)"
         for sentence, n in ranges.select("sentence", "n_models").iter_rows()
