@@ -124,7 +124,9 @@ class Sampler:
                 meter.stop()
                 deferred.extend(meter.finish())
             except Exception as exc:  # noqa: BLE001
-                self._record_error(meter.name, t_end, f"stop raised {type(exc).__name__}: {exc}")
+                self._record_error(
+                    meter.name, t_end, f"stop or finish raised {type(exc).__name__}: {exc}"
+                )
         for name, count in self._error_counts.items():
             if count > MAX_ERRORS_PER_METER:
                 self._errors.append(
