@@ -98,6 +98,8 @@ def test_rejects_unknown_phases_and_events() -> None:
         sampler.mark("warmup", "start")
     with pytest.raises(ValueError, match="event"):
         sampler.mark("load", "begin")
+    for phase in ("idle-before", "load", "warm-up", "inference", "stop", "idle-after", "cooldown"):
+        sampler.mark(phase, "start")  # every phase the protocol uses is accepted
     sampler.stop()
 
 

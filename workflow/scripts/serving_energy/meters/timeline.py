@@ -22,7 +22,8 @@ import polars as pl
 
 from .base import Availability, MeterInfo, Reading
 
-PHASES = ("idle-before", "load", "warm-up", "inference", "idle-after", "cooldown")
+# "stop" covers shutting the server down between inference and idle-after (the protocol marks it).
+PHASES = ("idle-before", "load", "warm-up", "inference", "stop", "idle-after", "cooldown")
 EVENTS = ("start", "end")
 
 SCHEMA: dict[str, pl.DataType] = {
