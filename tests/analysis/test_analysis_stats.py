@@ -310,3 +310,18 @@ def test_write_stats_round_trips(tmp_path, small_study):
         "tests.parquet",
     ]
     assert pl.read_parquet(tmp_path / "stats" / "tests.parquet").equals(result.tests)
+
+
+def test_a_library_warning_becomes_a_not_testable_row(monkeypatch):
+    def warning_kruskal(*groups):
+        import warnings
+
+        warnings.warn("precision loss on these data", RuntimeWarning, stacklevel=2)
+        return scipy_stats.kruskal(*groups)
+
+    monkeypatch.setattr(stats.scipy_stats, "kruskal", warning_kruskal)
+    tests, pairs = compare_configurations("m", "cpu", "duration_s", KW_GROUPS)
+    (kruskal,) = rows_of(tests, "kruskal")
+    assert kruskal.decision == NOT_TESTABLE
+    assert kruskal.statistic is None and "precision loss" in kruskal.reason
+    assert pairs == []

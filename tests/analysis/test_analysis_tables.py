@@ -63,7 +63,11 @@ def test_median_over_repetitions_then_mean_over_models():
         ("all", ONNX),
     ]
     energy = dict(
-        zip(zip(table["size_category"], table["configuration"]), table["energy_global_j"])
+        zip(
+            zip(table["size_category"], table["configuration"], strict=True),
+            table["energy_global_j"],
+            strict=True,
+        )
     )
     assert energy[("1", TORCH)] == pytest.approx((2 + 4) / 2)
     assert energy[("1", ONNX)] == pytest.approx((1 + 2) / 2)
