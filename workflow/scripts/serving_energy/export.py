@@ -1,9 +1,9 @@
 """Exporters: turn a transformers model directory into each engine's artefact directory.
 
-Every artefact directory is self-contained (weights or graph, config, generation config, tokenizer,
-``standin.json`` when the source is a stand-in) and carries ``export.json``. Exports are written into
-a temporary sibling directory and renamed into place only when complete, so a failed export leaves
-nothing that looks finished.
+Every artefact directory is self-contained (weights or graph, config, generation config,
+tokenizer, ``standin.json`` when the source is a stand-in) and carries ``export.json``. Exports are
+written into a temporary sibling directory and renamed into place only when complete, so a failed
+export leaves nothing that looks finished.
 """
 
 from __future__ import annotations

