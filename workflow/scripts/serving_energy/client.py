@@ -71,18 +71,27 @@ def _send_one(session, base_url, index, prompt, timeout_s, clock) -> RequestReco
     end = clock()
     if response.status_code != 200:
         return _failure(index, prompt, start, end, response.status_code, _detail(response))
-    body = response.json()
+    try:  # a 200 that is not the API's answer is a failed request, not a crash of the run
+        body = response.json()
+        fields = (body["text"], body["prompt_tokens"], body["new_tokens"], body["latency_s"])
+    except (ValueError, KeyError, TypeError) as error:
+        return _failure(
+            index, prompt, start, end, 200,
+            f"HTTP 200 with an unreadable body ({type(error).__name__}: {error}): "
+            f"{response.text[:200]}",
+        )  # fmt: skip
+    output, prompt_tokens, new_tokens, server_latency_s = fields
     return RequestRecord(
         index=index,
         task_id=prompt.task_id,
         prompt=prompt.prompt,
-        output=body["text"],
-        prompt_tokens=body["prompt_tokens"],
-        new_tokens=body["new_tokens"],
+        output=output,
+        prompt_tokens=prompt_tokens,
+        new_tokens=new_tokens,
         start_s=start,
         end_s=end,
         latency_s=end - start,
-        server_latency_s=body["latency_s"],
+        server_latency_s=server_latency_s,
         status="ok",
         http_status=200,
         error=None,
@@ -109,9 +118,11 @@ def _failure(index, prompt, start, end, http_status, error) -> RequestRecord:
 
 def _detail(response: requests.Response) -> str:
     try:
-        return f"HTTP {response.status_code}: {response.json().get('detail')}"
+        body = response.json()
     except ValueError:
         return f"HTTP {response.status_code}: {response.text[:500]}"
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return f"HTTP {response.status_code}: {detail}"
 
 
 def _progress_bar(total: int, enabled: bool):
