@@ -62,22 +62,27 @@ def default_humaneval_path() -> Path:
     return path
 
 
-def read_humaneval_texts(path: Path) -> list[str]:
-    """Prompt + canonical solution + test of every problem in a HumanEval JSONL (optionally .gz)."""
+def read_humaneval_problems(path: Path) -> list[dict]:
+    """The problems of a HumanEval JSONL (optionally .gz), in file order."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    texts = []
     with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                problem = json.loads(line)
-                texts.append(
-                    problem["prompt"]
-                    + problem.get("canonical_solution", "")
-                    + problem.get("test", "")
-                )
-    if not texts:
+        problems = [json.loads(line) for line in handle if line.strip()]
+    if not problems:
         raise ValueError(f"no HumanEval problems in {path}")
-    return texts
+    return problems
+
+
+def read_humaneval_prompts(path: Path) -> list[str]:
+    """The ``prompt`` field of every problem."""
+    return [problem["prompt"] for problem in read_humaneval_problems(path)]
+
+
+def read_humaneval_texts(path: Path) -> list[str]:
+    """Prompt + canonical solution + test of every problem: the BPE's training text."""
+    return [
+        p["prompt"] + p.get("canonical_solution", "") + p.get("test", "")
+        for p in read_humaneval_problems(path)
+    ]
 
 
 def train_humaneval_bpe(

@@ -1,0 +1,377 @@
+"""Check the three CUDA serving configurations on a GPU machine in one short run.
+
+    python scripts/validate_gpu.py OUT_DIR [--architectures gpt2 llama] [--n-prompts 4]
+
+For each tiny stand-in (built here, offline) it exports ONNX and a CUDA TorchScript trace, then runs
+<TORCH, CUDA>, <ONNX, CUDA> and <JIT, CUDA> on a few prompts. For each configuration it records the
+device really used (torch tensors' device, ONNX Runtime's active providers), whether the greedy ids
+equal torch on the CPU and the equivalence check against torch on CUDA, and NVML's energy counter
+and utilisation around the generations. Failures (e.g. "onnxruntime has no CUDAExecutionProvider in
+this environment") are recorded, never raised: the script always writes
+OUT_DIR/validate_gpu.json and OUT_DIR/validate_gpu.md, and exits 0 only if every configuration ran
+on the GPU and agreed with torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+
+CONFIGURATIONS = (("torch", "cuda"), ("onnx", "cuda"), ("torchscript", "cuda"))
+PROMPTS = (
+    "def has_close_elements(numbers, threshold):",
+    "    return sorted(set(",
+    "from typing import List\n\n\ndef separate_paren_groups(paren_string: str) -> List[str]:",
+    "import math\n\n\ndef poly(xs: list, x: float):",
+    "def fib(n: int):\n    if n < 2:",
+    "class Stack:\n    def __init__(self):",
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--architectures", nargs="+", default=["gpt2", "llama"])
+    parser.add_argument("--tokenizer", default="bpe-humaneval", choices=["bpe-humaneval", "gpt2"])
+    parser.add_argument("--n-prompts", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--work-dir", type=Path, help="default: a temporary directory")
+    parser.add_argument(
+        "--render", type=Path, help="only re-render this validate_gpu.json as markdown into OUT_DIR"
+    )
+    return parser.parse_args(argv)
+
+
+def error_text(exc: BaseException) -> str:
+    tail = traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]
+    return f"{type(exc).__name__}: {exc}\n" + "".join(tail)
+
+
+class Nvml:
+    """NVML readings; every method returns None (and remembers why) where NVML is unusable."""
+
+    def __init__(self):
+        self.error = None
+        self.handle = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.nvml = pynvml
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception as exc:  # noqa: BLE001 - NVML missing is a finding, not a crash
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def _read(self, name, *args):
+        if self.handle is None:
+            return None
+        try:
+            return getattr(self.nvml, name)(self.handle, *args)
+        except Exception:  # noqa: BLE001 - e.g. NVMLError_NotSupported on older GPUs
+            return None
+
+    def describe(self) -> dict:
+        if self.handle is None:
+            return {"nvml_error": self.error}
+        memory = self._read("nvmlDeviceGetMemoryInfo")
+        return {
+            "name": self._read("nvmlDeviceGetName"),
+            "driver_version": self.nvml.nvmlSystemGetDriverVersion(),
+            "cuda_driver_version": self.nvml.nvmlSystemGetCudaDriverVersion(),
+            "memory_total_bytes": getattr(memory, "total", None),
+            "power_limit_w": (self._read("nvmlDeviceGetEnforcedPowerLimit") or 0) / 1000 or None,
+        }
+
+    def energy_mj(self):
+        return self._read("nvmlDeviceGetTotalEnergyConsumption")
+
+    def utilisation(self):
+        rates = self._read("nvmlDeviceGetUtilizationRates")
+        return None if rates is None else (rates.gpu, rates.memory)
+
+    def power_w(self):
+        milliwatts = self._read("nvmlDeviceGetPowerUsage")
+        return None if milliwatts is None else milliwatts / 1000
+
+
+class UtilisationSampler:
+    """Samples GPU utilisation and power every 50 ms in a sleeping thread (no busy wait)."""
+
+    def __init__(self, nvml: Nvml, period_s: float = 0.05):
+        self.nvml, self.period_s = nvml, period_s
+        self.samples: list[tuple[float, int | None, int | None, float | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(self.period_s):
+            util = self.nvml.utilisation() or (None, None)
+            self.samples.append((time.monotonic(), util[0], util[1], self.nvml.power_w()))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        def stats(index):
+            values = [s[index] for s in self.samples if s[index] is not None]
+            if not values:
+                return None
+            return {"mean": sum(values) / len(values), "max": max(values)}
+
+        return {
+            "n_samples": len(self.samples),
+            "gpu_util_pct": stats(1),
+            "mem_util_pct": stats(2),
+            "power_w": stats(3),
+        }
+
+
+def environment(nvml: Nvml) -> dict:
+    from serving_energy.engines.base import library_versions
+
+    record = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "library_versions": library_versions(),
+        "gpu": nvml.describe(),
+    }
+    try:
+        import torch
+
+        record["torch_cuda_available"] = torch.cuda.is_available()
+        record["torch_cuda_version"] = torch.version.cuda
+        if torch.cuda.is_available():
+            record["torch_device_name"] = torch.cuda.get_device_name(0)
+    except Exception as exc:  # noqa: BLE001
+        record["torch_error"] = error_text(exc)
+    try:
+        import onnxruntime
+
+        record["onnxruntime_providers"] = onnxruntime.get_available_providers()
+        record["onnxruntime_device"] = onnxruntime.get_device()
+    except Exception as exc:  # noqa: BLE001
+        record["onnxruntime_error"] = error_text(exc)
+    return record
+
+
+def run_configuration(
+    engine_name, provider, model_dir, artefact_dir, args, prompts, ref_ids, nvml, torch_cuda_engine
+):
+    import torch
+    from serving_energy.engines import load_engine
+    from serving_energy.equivalence import check_equivalence
+
+    record: dict = {"engine": engine_name, "provider": provider, "ok": False}
+    try:
+        started = time.perf_counter()
+        engine = load_engine(engine_name, provider, model_dir, artefact_dir, args.threads)
+        record["load_s"] = time.perf_counter() - started
+        record["info"] = dataclasses.asdict(engine.info())
+        engine.generate(prompts[0], args.max_new_tokens)  # warm-up: kernels, allocator, graph
+        torch.cuda.synchronize()
+        energy_before, util_before = nvml.energy_mj(), nvml.utilisation()
+        with UtilisationSampler(nvml) as sampler:
+            started = time.perf_counter()
+            generations = [engine.generate(p, args.max_new_tokens) for p in prompts]
+            torch.cuda.synchronize()
+            record["generate_s"] = time.perf_counter() - started
+        energy_after, util_after = nvml.energy_mj(), nvml.utilisation()
+        record["nvml"] = {
+            "energy_j": None
+            if energy_before is None or energy_after is None
+            else (energy_after - energy_before) / 1000,
+            "utilisation_before_pct": util_before,
+            "utilisation_after_pct": util_after,
+            "during": sampler.summary(),
+        }
+        record["tokens_per_s"] = len(prompts) * args.max_new_tokens / record["generate_s"]
+        record["max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
+        ids = [g.new_token_ids for g in generations]
+        record["ids_equal_torch_cpu"] = ids == ref_ids
+        record["mismatched_tokens_vs_torch_cpu"] = sum(
+            a != b
+            for got, want in zip(ids, ref_ids, strict=True)
+            for a, b in zip(got, want, strict=True)
+        )
+        device_ok = record["info"]["device"].startswith("cuda")
+        if engine_name == "onnx":
+            device_ok = device_ok and record["info"]["ort_providers"][0] == "CUDAExecutionProvider"
+        record["device_really_cuda"] = device_ok
+        if torch_cuda_engine is not None and engine_name != "torch":
+            check = check_equivalence(engine, torch_cuda_engine, prompts, args.max_new_tokens)
+            record["check_vs_torch_cuda"] = dataclasses.asdict(check)
+            del record["check_vs_torch_cuda"]["per_prompt"]
+        record["ok"] = device_ok and record["ids_equal_torch_cpu"]
+        return record, engine
+    except Exception as exc:  # noqa: BLE001 - recorded: the point of the script
+        record["error"] = error_text(exc)
+        return record, None
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    gpu = env.get("gpu", {})
+    lines = [
+        "# GPU validation of the CUDA serving configurations",
+        "",
+        f"- GPU: {gpu.get('name') or env.get('torch_device_name')}; driver "
+        f"{gpu.get('driver_version')}; CUDA driver API {gpu.get('cuda_driver_version')}; "
+        f"torch CUDA {env.get('torch_cuda_version')}",
+        f"- ONNX Runtime providers: {env.get('onnxruntime_providers')}",
+        f"- Libraries: {env.get('library_versions')}",
+        f"- {report['n_prompts']} prompts x {report['max_new_tokens']} new tokens, greedy; "
+        f"started {report['started_at']}",
+        "",
+        "| model | configuration | ran on | ids = torch CPU | check vs torch CUDA | tokens/s "
+        "| GPU energy J (NVML counter) | GPU util % (mean) | error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["results"]:
+        info = row.get("info") or {}
+        ran_on = info.get("device", "-")
+        if info.get("ort_providers"):
+            ran_on += f" ({info['ort_providers'][0]})"
+        check = row.get("check_vs_torch_cuda")
+        check_text = (
+            "-"
+            if not check
+            else (
+                f"{'pass' if check['passed'] else 'FAIL'} ({check['token_agreement']:.3f}, "
+                f"max logit diff {check['max_logit_diff']:.1e})"
+                if check.get("max_logit_diff") is not None
+                else f"{'pass' if check['passed'] else 'FAIL'}"
+            )
+        )
+        nvml = row.get("nvml") or {}
+        during = nvml.get("during") or {}
+        util = (during.get("gpu_util_pct") or {}).get("mean")
+        error = (row.get("error") or "").splitlines()[0] if row.get("error") else ""
+        energy = nvml.get("energy_j")
+        speed = f"{row['tokens_per_s']:.1f}" if "tokens_per_s" in row else "-"
+        energy_text = "-" if energy is None else f"{energy:.2f}"
+        util_text = "-" if util is None else f"{util:.0f}"
+        configuration = "JIT" if row["engine"] == "torchscript" else row["engine"].upper()
+        lines.append(
+            f"| {row['architecture']} | <{configuration}, CUDA> | {ran_on} | "
+            f"{row.get('ids_equal_torch_cpu', '-')} | {check_text} | {speed} | "
+            f"{energy_text} | {util_text} | {error} |"
+        )
+    lines += [
+        "",
+        f"All configurations ran on the GPU and agreed with torch: {report['all_ok']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    args = parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        rendered = markdown(json.loads(args.render.read_text()))
+        (args.out_dir / "validate_gpu.md").write_text(rendered)
+        print(rendered)
+        return 0
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="validate-gpu-"))
+    nvml = Nvml()
+    report = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "n_prompts": args.n_prompts,
+        "max_new_tokens": args.max_new_tokens,
+        "threads": args.threads,
+        "environment": environment(nvml),
+        "results": [],
+        "setup_errors": [],
+    }
+    prompts = list(PROMPTS[: args.n_prompts])
+    try:
+        from serving_energy.engines import load_engine
+        from serving_energy.export import export_onnx, export_torchscript
+        from serving_energy.standins import build_standin
+    except Exception as exc:  # noqa: BLE001
+        report["setup_errors"].append({"step": "import", "error": error_text(exc)})
+        load_engine = None
+
+    for architecture in args.architectures if load_engine else []:
+        model_dir = work_dir / architecture / "model"
+        try:
+            build_standin(
+                architecture,
+                model_dir,
+                n_layers=2,
+                hidden_size=64,
+                n_heads=4,
+                tokenizer=args.tokenizer,
+                seed=0,
+            )
+            reference = load_engine("torch", "cpu", model_dir, None, args.threads)
+            ref_ids = [reference.generate(p, args.max_new_tokens).new_token_ids for p in prompts]
+        except Exception as exc:  # noqa: BLE001
+            report["setup_errors"].append(
+                {"step": f"{architecture}: build/reference", "error": error_text(exc)}
+            )
+            continue
+        artefacts: dict[str, Path | None] = {"torch": None}
+        for engine_name, export in (
+            ("onnx", lambda out, m=model_dir: export_onnx(m, out)),
+            ("torchscript", lambda out, m=model_dir: export_torchscript(m, out, "cuda")),
+        ):
+            out = work_dir / architecture / f"{engine_name}-cuda"
+            try:
+                info = export(out)
+                artefacts[engine_name] = Path(info.artefact_dir)
+            except Exception as exc:  # noqa: BLE001
+                artefacts[engine_name] = out  # loading will fail and record why
+                report["setup_errors"].append(
+                    {"step": f"{architecture}: export {engine_name}", "error": error_text(exc)}
+                )
+        torch_cuda = None
+        for engine_name, provider in CONFIGURATIONS:
+            record, engine = run_configuration(
+                engine_name,
+                provider,
+                model_dir,
+                artefacts[engine_name],
+                args,
+                prompts,
+                ref_ids,
+                nvml,
+                torch_cuda,
+            )
+            record["architecture"] = architecture
+            report["results"].append(record)
+            if engine_name == "torch":
+                torch_cuda = engine
+    report["all_ok"] = bool(report["results"]) and all(r["ok"] for r in report["results"])
+    report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    (args.out_dir / "validate_gpu.json").write_text(json.dumps(report, indent=2, default=str))
+    (args.out_dir / "validate_gpu.md").write_text(markdown(report))
+    print(markdown(report))
+    for failure in report["setup_errors"]:
+        print(f"setup error in {failure['step']}: {failure['error'].splitlines()[0]}")
+    return 0 if report["all_ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
