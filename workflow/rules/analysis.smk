@@ -140,6 +140,9 @@ rule replication_package:
     params:
         summary=study_summary(),
         config=config,
-        models=SELECTED_MODELS,
+        command=workflow_command(),
+        runs="results/metrics/runs.parquet",
+        failed="results/metrics/failed_runs.csv",
+        equivalence="results/metrics/equivalence.csv",
     script:
         "../scripts/replication_package.py"

@@ -21,15 +21,9 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 
-CONFIG_SHA256 = hashlib.sha256(
-    json.dumps(config, sort_keys=True, default=str).encode()
-).hexdigest()
-HUB_MODELS = sorted(
-    alias for alias, model in config["models"].items() if "hf_id" in model
-)
-STANDIN_MODELS = sorted(
-    alias for alias, model in config["models"].items() if "standin" in model
-)
+CONFIG_SHA256 = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+HUB_MODELS = sorted(alias for alias, model in config["models"].items() if "hf_id" in model)
+STANDIN_MODELS = sorted(alias for alias, model in config["models"].items() if "standin" in model)
 EXPORTED_ENGINES = ("onnx", "openvino", "torchscript")
 
 
@@ -39,9 +33,7 @@ def alternatives(values):
 
 
 def study_configurations():
-    configurations = [
-        Configuration(c["engine"], c["provider"]) for c in config["configurations"]
-    ]
+    configurations = [Configuration(c["engine"], c["provider"]) for c in config["configurations"]]
     cuda_wanted = any(c.provider == "cuda" for c in configurations)
     decision = apply_cuda_policy(
         configurations,
@@ -66,8 +58,7 @@ SELECTED_MODELS = selected(list(config["models"]), config["targets"]["models"])
 SELECTED_CONFIGURATIONS = [
     c
     for c in CONFIGURATIONS
-    if c.id
-    in selected([c.id for c in CONFIGURATIONS], config["targets"]["configurations"])
+    if c.id in selected([c.id for c in CONFIGURATIONS], config["targets"]["configurations"])
 ]
 SELECTED_REPETITIONS = selected(
     list(range(1, config["repetitions"] + 1)), config["targets"]["repetitions"]
@@ -239,6 +230,7 @@ def analysis_outputs():
         "results/tables/table4_cpu.csv",
         "results/tables/table5_cuda.csv",
         "results/tables/savings.csv",
+        "results/metrics/equivalence.csv",
         "results/figures/study",
         *example_timelines(),
     ]
@@ -251,3 +243,9 @@ def all_targets():
         "results/SHA256SUMS",
         "results/replication-package.zip",
     ]
+
+
+def workflow_command():
+    """The command that reproduces this study (recorded in the package's README)."""
+    configfiles = " ".join(f"--configfile {path}" for path in workflow.overwrite_configfiles)
+    return f"snakemake --cores {workflow.cores} --use-conda {configfiles}".strip()

@@ -10,9 +10,7 @@ rule fetch_model:
     params:
         hf_id=lambda wildcards: config["models"][wildcards.model]["hf_id"],
         revision=lambda wildcards: config["models"][wildcards.model]["revision"],
-        trust_remote_code=lambda wildcards: config["models"][wildcards.model][
-            "trust_remote_code"
-        ],
+        trust_remote_code=lambda wildcards: config["models"][wildcards.model]["trust_remote_code"],
     script:
         "../scripts/fetch_model.py"
 

@@ -1,0 +1,67 @@
+"""Configurations, their labels, the CUDA policy and the run order."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving_energy.study import (
+    ConfigError,
+    Configuration,
+    apply_cuda_policy,
+    check_config,
+    run_priorities,
+)
+
+CPU = [Configuration(e, "cpu") for e in ("torch", "onnx", "openvino", "torchscript")]
+CUDA = [Configuration(e, "cuda") for e in ("torch", "onnx", "torchscript")]
+
+
+def test_labels_follow_the_paper():
+    assert [c.label for c in CPU + CUDA] == [
+        "<TORCH, CPU>", "<ONNX, CPU>", "<OV, CPU>", "<JIT, CPU>",
+        "<TORCH, CUDA>", "<ONNX, CUDA>", "<JIT, CUDA>",
+    ]  # fmt: skip
+    assert Configuration.from_id("onnx-cuda") == Configuration("onnx", "cuda")
+
+
+def test_openvino_on_cuda_does_not_exist():
+    with pytest.raises(ConfigError, match="OpenVINO has no CUDA execution provider"):
+        Configuration("openvino", "cuda")
+
+
+def test_cuda_policy():
+    everything = CPU + CUDA
+    assert apply_cuda_policy(everything, "auto", gpu_present=True).configurations == tuple(everything)
+    without_gpu = apply_cuda_policy(everything, "auto", gpu_present=False)
+    assert without_gpu.configurations == tuple(CPU)
+    assert without_gpu.excluded == tuple(CUDA)
+    assert "cuda={policy: require}" in without_gpu.warning
+    assert apply_cuda_policy(everything, "require", gpu_present=False).configurations == tuple(everything)
+    assert "'skip'" in apply_cuda_policy(everything, "skip", gpu_present=True).warning
+    assert apply_cuda_policy(CPU, "auto", gpu_present=False).warning is None
+
+
+def test_run_order_is_a_seeded_permutation():
+    runs = [(m, c.id, r) for m in ("a", "b") for c in CPU for r in (1, 2, 3)]
+    random_order = run_priorities(runs, "random", seed=1)
+    assert sorted(random_order.values()) == list(range(1, len(runs) + 1))
+    assert random_order == run_priorities(runs, "random", seed=1)
+    assert random_order != run_priorities(runs, "random", seed=2)
+    fixed = run_priorities(runs, "fixed", seed=1)
+    assert sorted(runs, key=fixed.get, reverse=True) == runs
+
+
+def test_check_config_lists_every_problem():
+    config = {
+        "configurations": [{"engine": "torch", "provider": "cpu"}, {"engine": "torch", "provider": "cpu"}],
+        "models": {"x": {"size_category": 1}, "y": {"standin": {"architecture": "gpt2", "hidden_size": 10, "heads": 4}, "size_category": 1}},
+        "prompts": {"tokenizer": "t"},
+        "tokenizers": {},
+    }
+    with pytest.raises(ConfigError) as error:
+        check_config(config)
+    message = str(error.value)
+    assert "configurations[1]: <TORCH, CPU> is listed twice" in message
+    assert "models.x: has no model id" in message
+    assert "models.y.standin: hidden_size 10 is not divisible by heads 4" in message
+    assert "prompts.tokenizer: 't'" in message

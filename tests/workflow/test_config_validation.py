@@ -1,0 +1,122 @@
+"""A bad config stops the workflow before any job runs, with a message naming the key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.helpers import load_config, run_snakemake, write_config
+
+SMOKE = load_config("smoke.yaml")
+
+
+def dry_run(tmp_path, config: dict, *extra: str):
+    configfile = write_config(tmp_path / "study.yaml", config)
+    return run_snakemake(
+        "-n", "--cores", "1", "--configfile", str(configfile), "--directory", str(tmp_path),
+        "--snakefile", "Snakefile", *extra,
+    )  # fmt: skip
+
+
+def mutated(change) -> dict:
+    config = copy.deepcopy(SMOKE)
+    change(config)
+    return config
+
+
+def test_smoke_config_plans(tmp_path):
+    result = dry_run(tmp_path, SMOKE)
+    assert result.returncode == 0, result.stderr
+    assert "measure" in result.stdout
+
+
+BAD_CONFIGS = {
+    "unknown engine": (
+        lambda c: c["configurations"].append({"engine": "tensorrt", "provider": "cpu"}),
+        ["tensorrt", "engine"],
+    ),
+    "unknown provider": (
+        lambda c: c["configurations"].append({"engine": "onnx", "provider": "rocm"}),
+        ["rocm", "provider"],
+    ),
+    "OV on CUDA": (
+        lambda c: c["configurations"].append({"engine": "openvino", "provider": "cuda"}),
+        ["<OV, CUDA>", "OpenVINO has no CUDA execution provider", "configurations[4]"],
+    ),
+    "no repetitions": (lambda c: c.update(repetitions=0), ["repetitions", "minimum"]),
+    "typo'd top-level key": (
+        lambda c: c.update(repetitons=3),
+        ["repetitons", "Additional properties are not allowed"],
+    ),
+    "typo'd nested key": (
+        lambda c: c["protocol"].update(idle_befor_s=5),
+        ["idle_befor_s", "protocol"],
+    ),
+    "model without an id": (
+        lambda c: c["models"].update({"mystery": {"size_category": 1}}),
+        ["models.mystery", "has no model id"],
+    ),
+    "hub model without a revision": (
+        lambda c: c["models"].update({"hub": {"hf_id": "org/name", "size_category": 1}}),
+        ["models.hub.revision"],
+    ),
+    "unknown stand-in architecture": (
+        lambda c: c["models"]["tiny-gpt2"]["standin"].update(architecture="mamba"),
+        ["mamba", "architecture"],
+    ),
+    "prompt tokenizer not defined": (
+        lambda c: c["prompts"].update(tokenizer="codet5-base"),
+        ["prompts.tokenizer", "codet5-base"],
+    ),
+    "unknown target model": (
+        lambda c: c.update(targets={"models": ["nope"]}),
+        ["targets.models", "nope"],
+    ),
+    "bad meter setting": (
+        lambda c: c["meters"].update(rapl={"enable": True}),
+        ["enable", "rapl"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_stops_before_any_job_with_the_key_named(tmp_path, case):
+    change, expected = BAD_CONFIGS[case]
+    result = dry_run(tmp_path, mutated(change))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for fragment in expected:
+        assert fragment in output, f"{fragment!r} not in:\n{output}"
+    assert "Job stats" not in output  # nothing was planned, let alone run
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_study_resolves_in_full(tmp_path):
+    """12 models x 7 configurations x 10 repetitions when CUDA is demanded (e.g. on a cluster)."""
+    result = run_snakemake(
+        "-n", "--cores", "1", "--config", "cuda={policy: require}", "--quiet", "rules"
+    )
+    assert result.returncode == 0, result.stderr
+    counts = {
+        line.split()[0]: int(line.split()[1])
+        for line in result.stdout.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
+    assert counts["measure"] == 12 * 7 * 10
+    assert counts["fetch_model"] == 12
+    assert counts["export_onnx"] == 12
+    assert counts["export_openvino"] == 12
+    assert counts["export_torchscript"] == 12 * 2
+    assert counts["check_engine"] == 12 * 5
+
+
+def test_cuda_configurations_left_out_without_gpu_with_a_warning(tmp_path):
+    from serving_energy.machine import gpu_present
+
+    if gpu_present():
+        pytest.skip("this machine has a GPU: CUDA configurations are kept")
+    result = run_snakemake("-n", "--cores", "1", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    assert "leaving out <TORCH, CUDA>, <ONNX, CUDA>, <JIT, CUDA>" in result.stdout + result.stderr
+    assert "cuda={policy: require}" in result.stdout + result.stderr
