@@ -129,6 +129,9 @@ rule timeline_figure:
 rule replication_package:
     input:
         analysis_outputs(),
+        runs="results/metrics/runs.parquet",
+        failed="results/metrics/failed_runs.csv",
+        equivalence="results/metrics/equivalence.csv",
     output:
         readme="results/README.md",
         checksums="results/SHA256SUMS",
@@ -141,8 +144,5 @@ rule replication_package:
         summary=study_summary(),
         config=config,
         command=workflow_command(),
-        runs="results/metrics/runs.parquet",
-        failed="results/metrics/failed_runs.csv",
-        equivalence="results/metrics/equivalence.csv",
     script:
         "../scripts/replication_package.py"

@@ -10,15 +10,15 @@ from serving_energy.machine import library_versions
 from serving_energy.package import PackageInputs, write_package
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
-    params, output = snakemake.params, snakemake.output  # noqa: F821
+    params, inputs_, output = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
     inputs = PackageInputs(
         results_dir=Path(output.readme).parent,
         study=params.summary,
         config=json.loads(json.dumps(dict(params.config), default=str)),
         command=params.command,
-        runs=pl.read_parquet(params.runs),
-        failed=pl.read_csv(params.failed, infer_schema_length=None),
-        equivalence=pl.read_csv(params.equivalence, infer_schema_length=None),
+        runs=pl.read_parquet(inputs_.runs),
+        failed=pl.read_csv(inputs_.failed, infer_schema_length=None),
+        equivalence=pl.read_csv(inputs_.equivalence, infer_schema_length=None),
         software=library_versions(),
     )
     files = write_package(inputs, Path(output.readme), Path(output.checksums), Path(output.archive))
