@@ -194,7 +194,10 @@ def max_positions_of(model_dir: Path) -> int | None:
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind before serving, so a busy port fails here with a clear message and port 0 is free."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only when
+    # sock.proto == IPPROTO_TCP. With proto 0, Nagle's algorithm meets the client's delayed ACK
+    # and every response waits ~40 ms on loopback (uvicorn writes headers and body separately).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
