@@ -1,0 +1,197 @@
+"""The offline smoke study, end to end through the real workflow (minutes).
+
+One session-scoped run of ``snakemake --configfile config/smoke.yaml`` in a temporary folder; the
+tests then check the contract files, the re-run behaviour the README promises, and the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.helpers import REPO, run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+MODELS = ("tiny-gpt2", "tiny-llama")
+CONFIGURATIONS = ("torch-cpu", "onnx-cpu", "openvino-cpu", "torchscript-cpu")
+REPS = (1, 2)
+RUN_COLUMNS = [
+    "model", "size_category", "engine", "provider", "configuration", "rep", "energy_cpu_j",
+    "energy_gpu_j", "energy_global_j", "duration_s", "cpu_usage_pct", "ram_usage_pct",
+    "gpu_usage_pct", "gpu_mem_util_pct", "gpu_mem_used_pct", "n_requests", "n_failed", "new_tokens",
+]  # fmt: skip
+
+
+def smoke(workdir: Path, *args: str):
+    return run_snakemake(
+        "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(REPO / "config" / "smoke.yaml"), "--cores", "2", *args,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = smoke(workdir)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return workdir
+
+
+def test_prompts_contract(study):
+    lines = (study / "results/prompts/prompts.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["task_id"] for r in records] == [f"HumanEval/{i}" for i in range(6)]
+    assert all(set(r) == {"task_id", "prompt", "n_tokens"} for r in records)
+    assert all(10 <= r["n_tokens"] <= 15 for r in records)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("configuration", CONFIGURATIONS)
+def test_every_run_has_its_contract_files(study, model, configuration):
+    for rep in REPS:
+        folder = study / f"results/runs/{model}/{configuration}/rep{rep}"
+        run = json.loads((folder / "run.json").read_text())
+        assert run["status"] == "ok" and run["n_failed"] == 0 and run["n_requests"] == 6
+        assert run["standin"] is True
+        assert run["device"] == "cpu"
+        metrics = run["metrics"]
+        assert metrics["energy_cpu_method"] == "estimate"  # this VM has no energy sensor
+        assert "ESTIMATE" in metrics["energy_cpu_sensor"]
+        assert metrics["energy_gpu_j"] is None and metrics["energy_gpu_reason"]
+        assert metrics["duration_s"] > 0
+        expected = "reference" if configuration == "torch-cpu" else "passed"
+        assert run["equivalence"]["status"] == expected
+        requests = pl.read_parquet(folder / "requests.parquet")
+        assert requests["status"].to_list() == ["ok"] * 6
+        assert requests["new_tokens"].to_list() == [8] * 6
+        assert (requests["end_s"] >= requests["start_s"]).all()
+        assert requests["start_s"].is_sorted()
+        timeline = pl.read_parquet(folder / "timeline.parquet")
+        markers = timeline.filter(pl.col("row_type") == "marker")
+        phases = markers["phase"].unique().to_list()
+        assert {"idle-before", "load", "inference", "idle-after"} <= set(phases)
+        inference = markers.filter(pl.col("phase") == "inference")["t_s"].to_list()
+        assert inference[0] <= requests["start_s"].min() and requests["end_s"].max() <= inference[1]
+
+
+def test_same_greedy_outputs_across_engines(study):
+    """Every engine produced torch's text for every prompt (the check, seen in the served runs)."""
+    for model in MODELS:
+        outputs = {
+            configuration: pl.read_parquet(
+                study / f"results/runs/{model}/{configuration}/rep1/requests.parquet"
+            )["output"].to_list()
+            for configuration in CONFIGURATIONS
+        }
+        assert all(texts == outputs["torch-cpu"] for texts in outputs.values()), model
+
+
+def test_merged_runs_table(study):
+    runs = pl.read_parquet(study / "results/metrics/runs.parquet")
+    assert runs.columns[: len(RUN_COLUMNS)] == RUN_COLUMNS
+    assert runs.height == len(MODELS) * len(CONFIGURATIONS) * len(REPS)
+    assert set(runs["configuration"]) == {"<TORCH, CPU>", "<ONNX, CPU>", "<OV, CPU>", "<JIT, CPU>"}
+    assert runs["gpu_usage_pct"].null_count() == runs.height
+    csv = pl.read_csv(study / "results/metrics/runs.csv")
+    assert csv.height == runs.height
+    assert pl.read_csv(study / "results/metrics/failed_runs.csv").height == 0
+
+
+def test_analysis_outputs(study):
+    tests = pl.read_csv(study / "results/stats/tests.csv")
+    assert {"model", "metric", "test", "statistic", "p_value", "decision"} <= set(tests.columns)
+    # two repetitions per configuration are too few to test: said so, not crashed
+    assert (tests["decision"] == "not testable").all()
+    table4 = pl.read_csv(study / "results/tables/table4_cpu.csv")
+    assert {"size_category", "configuration", "energy_global_j", "duration_s"} <= set(table4.columns)
+    assert "\\begin{tabular}" in (study / "results/tables/table4_cpu.tex").read_text()
+    figures = sorted(p.name for p in (study / "results/figures/study").glob("*.png"))
+    assert "boxplot_energy_global_j.png" in figures and "boxplot_duration_s.png" in figures
+    assert len(list((study / "results/figures/timelines").glob("*.png"))) == len(CONFIGURATIONS)
+
+
+def test_replication_package(study):
+    results = study / "results"
+    readme = (results / "README.md").read_text()
+    assert "estimate" in readme and "stand-in" in readme
+    for line in (results / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256((results / name).read_bytes()).hexdigest() == digest, name
+    with zipfile.ZipFile(results / "replication-package.zip") as archive:
+        names = archive.namelist()
+    assert "results/README.md" in names and "results/metrics/runs.csv" in names
+    assert not any("/onnx/" in name or name.endswith(".onnx") for name in names)
+
+
+def test_second_invocation_does_nothing(study):
+    result = smoke(study, "-n")
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_report_builds_and_shows_every_figure(study):
+    result = smoke(study, "--report", "report.zip")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with zipfile.ZipFile(study / "report.zip") as archive:
+        names = archive.namelist()
+    figures = [p.name for p in (study / "results/figures/study").glob("*.png")]
+    for figure in figures:
+        assert any(name.endswith(figure) for name in names), figure
+    assert any(name.endswith("runs.csv") for name in names)
+
+
+def test_rerun_one_run_file_redoes_only_that_run(study):
+    folder = study / "results/runs/tiny-llama/onnx-cpu/rep2"
+    before = json.loads((folder / "run.json").read_text())["started_at"]
+    shutil.rmtree(folder)
+    plan = smoke(study, "-n", "--quiet", "rules", "results/runs/tiny-llama/onnx-cpu/rep2/run.json")
+    assert plan.returncode == 0, plan.stderr
+    assert "measure" in plan.stdout and "export_onnx" not in plan.stdout
+    result = smoke(study, "results/runs/tiny-llama/onnx-cpu/rep2/run.json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((folder / "run.json").read_text())["started_at"] != before
+
+
+def test_forcerun_remeasures_one_existing_run(study):
+    target = "results/runs/tiny-gpt2/torch-cpu/rep1/run.json"
+    before = json.loads((study / target).read_text())["started_at"]
+    result = smoke(study, "--forcerun", "measure", "--", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((study / target).read_text())["started_at"] != before
+
+
+def test_targets_select_one_model_and_configuration(study):
+    plan = smoke(
+        study, "-n", "--forceall", "--quiet", "rules",
+        "--config", "targets={models: [tiny-gpt2], configurations: [openvino-cpu], repetitions: [2]}",
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    counts = {
+        line.split()[0]: int(line.split()[1])
+        for line in plan.stdout.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
+    assert counts["measure"] == 1
+    assert counts["export_openvino"] == 1 and "export_onnx" not in counts
+
+
+def test_notebook_runs_headless_on_the_results(study, tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(REPO / "notebooks" / "headline_results.ipynb", as_version=4)
+    monkeypatch.setenv("RESULTS_DIR", str(study / "results"))
+    monkeypatch.setenv("NOTEBOOK_FIGURE", str(tmp_path / "energy.png"))
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+    assert "matches tables/table4_cpu.csv" in outputs
+    assert (tmp_path / "energy.png").stat().st_size > 0
