@@ -150,7 +150,11 @@ def create_app(
     @app.post(
         "/generate",
         response_model=GenerateResponse,
-        responses={422: {"description": "Invalid request"}, 500: {"description": "Engine error"}},
+        responses={
+            400: {"description": "Body that cannot be read as text (FastAPI: error parsing the body)"},
+            422: {"description": "Invalid request"},
+            500: {"description": "Engine error"},
+        },
     )
     def generate(request: GenerateRequest) -> GenerateResponse:
         engine = state["engine"]
