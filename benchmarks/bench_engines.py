@@ -157,7 +157,8 @@ def main(argv=None) -> int:
         f"{args.threads} threads, CPU; {wall_s:.0f} s in all"
     )
     print(
-        f"{'engine':<12} {'prompts':>7} {'tokens/s':>9} {'x torch':>8} {'latency s':>10} {'x torch':>8}  ids=torch"
+        f"{'engine':<12} {'prompts':>7} {'tokens/s':>9} {'x torch':>8} "
+        f"{'latency s':>10} {'x torch':>8}  ids=torch"
     )
     for row in rows:
         row["tokens_per_s_ratio_to_torch"] = row["tokens_per_s"] / torch_row["tokens_per_s"]
