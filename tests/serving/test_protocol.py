@@ -1,0 +1,176 @@
+"""One measured run through the real server: a server killed mid-run fails the run and leaves no
+complete-looking output (its data go to the failure folder); the rerun succeeds, atomically."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import polars as pl
+import psutil
+import pytest
+import serving_energy.protocol as protocol
+from serving_energy.meters import Timeline
+from serving_energy.protocol import RUN_FILES, RunFailed, RunPaths, measure_run, remove_incomplete
+
+from .fakes import MODEL, prompts, wait_until
+
+N_PROMPTS = 40
+KILL_AFTER_REQUESTS = 2
+
+
+def settings() -> dict:
+    """The shape measure_settings() gives the measure rule, at tiny, fast values."""
+    return {
+        "study": {"name": "serving-tests"},
+        "model": {"alias": MODEL, "size_category": 1, "standin": {"architecture": "gpt2"}},
+        "engine": "torch",
+        "provider": "cpu",
+        "rep": 0,
+        "threads": 1,
+        "generation": {"max_length": 128, "max_new_tokens": 4},
+        "protocol": {
+            "idle_before_s": 0.2,
+            "idle_after_s": 0.2,
+            "warmup_requests": 0,
+            "cooldown": {"min_s": 0, "adaptive": False},
+            "request_timeout_s": 30,
+            "server_start_timeout_s": 120,
+            "host": "127.0.0.1",
+        },
+        "meters": {"interval_s": 0.1, "cpu_estimate": {"enabled": True, "tdp_w": 65.0}},
+        "config_sha256": "0" * 64,
+    }
+
+
+def server_children() -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if "serving_energy.server" in " ".join(child.cmdline())
+    ]
+
+
+def run_paths(root) -> RunPaths:
+    out_dir = root / "runs" / MODEL / "torch-cpu" / "rep0"
+    return RunPaths(
+        out_dir=out_dir,
+        failed_dir=root / "failed" / MODEL / "torch-cpu" / "rep0",
+        server_log=root / "logs" / "rep0.server.log",
+    )
+
+
+def test_killed_server_fails_the_run_then_the_rerun_succeeds(tiny_model, tmp_path, monkeypatch):
+    paths = run_paths(tmp_path)
+    real_send_prompts = protocol.send_prompts
+    done = threading.Event()
+    killed = threading.Event()
+    victims: list[int] = []
+
+    def killer() -> None:
+        # Another thread kills the server once the first requests are answered.
+        if not done.wait(timeout=120):
+            return
+        for child in server_children():
+            victims.append(child.pid)
+            child.send_signal(signal.SIGKILL)
+            # Not child.wait(): that would reap the server behind ServerProcess' back.
+            wait_until(lambda c=child: not c.is_running() or c.status() == psutil.STATUS_ZOMBIE, 30)
+        killed.set()
+
+    def send_and_get_killed(base_url, prompts_, **kwargs):
+        calls = {"n": 0}
+        clock = kwargs.pop("clock", None) or time.monotonic
+
+        def counting_clock() -> float:
+            calls["n"] += 1
+            if calls["n"] == 2 * KILL_AFTER_REQUESTS + 1:  # start of the request after them
+                done.set()
+                assert killed.wait(timeout=60), "the killer thread did not kill the server"
+            return clock()
+
+        return real_send_prompts(base_url, prompts_, clock=counting_clock, **kwargs)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    monkeypatch.setattr(protocol, "send_prompts", send_and_get_killed)
+    with pytest.raises(RunFailed) as raised:
+        measure_run(settings(), prompts(N_PROMPTS), tiny_model, None, None, paths, progress=False)
+    thread.join(timeout=10)
+    assert len(victims) == 1
+    assert "exited with code -9 while serving" in str(raised.value)
+    assert str(paths.failed_dir) in str(raised.value)
+
+    # Nothing that looks complete where the run belongs, no staging folder left beside it.
+    assert not (paths.out_dir / "run.json").exists()
+    if paths.out_dir.parent.exists():
+        assert list(paths.out_dir.parent.iterdir()) == []
+
+    # The failure folder keeps what was measured, with the reason.
+    (attempt,) = list(paths.failed_dir.iterdir())
+    assert sorted(p.name for p in attempt.iterdir()) == [
+        "failure.json", "requests.parquet", "timeline.parquet"
+    ]  # fmt: skip
+    failure = json.loads((attempt / "failure.json").read_text())
+    assert failure["status"] == "failed"
+    assert "while serving" in failure["failure"]
+    assert failure["n_requests"] == N_PROMPTS
+    assert failure["n_failed"] == N_PROMPTS - KILL_AFTER_REQUESTS
+    frame = pl.read_parquet(attempt / "requests.parquet")
+    assert frame.height == N_PROMPTS
+    assert frame["status"].to_list()[:KILL_AFTER_REQUESTS] == ["ok"] * KILL_AFTER_REQUESTS
+    assert set(frame["status"].to_list()[KILL_AFTER_REQUESTS:]) == {"failed"}
+    assert frame["error"][KILL_AFTER_REQUESTS].startswith("ConnectionError")
+    timeline = Timeline.from_parquet(attempt / "timeline.parquet")
+    assert timeline.phase_bounds("inference") is not None
+    assert server_children() == []
+
+    # The rerun (no kill) succeeds and writes the three files.
+    monkeypatch.setattr(protocol, "send_prompts", real_send_prompts)
+    run = measure_run(settings(), prompts(N_PROMPTS), tiny_model, None, None, paths, progress=False)
+    assert run["status"] == "ok" and run["failure"] is None
+    assert run["n_requests"] == N_PROMPTS and run["n_failed"] == 0
+    assert run["new_tokens"] == 4 * N_PROMPTS
+    assert run["device"] == "cpu"
+    assert run["cooldown"]["settled"] is True
+    assert run["metrics"]["energy_global_method"]
+    assert sorted(p.name for p in paths.out_dir.iterdir()) == sorted(RUN_FILES)
+    assert [p.name for p in paths.out_dir.parent.iterdir()] == ["rep0"]  # no staging left
+    written = json.loads((paths.out_dir / "run.json").read_text())
+    assert written["status"] == "ok" and written["n_requests"] == N_PROMPTS
+    requests_frame = pl.read_parquet(paths.out_dir / "requests.parquet")
+    assert requests_frame["status"].to_list() == ["ok"] * N_PROMPTS
+    assert requests_frame["index"].to_list() == list(range(N_PROMPTS))
+    starts = requests_frame["start_s"].to_list()
+    assert starts == sorted(starts)
+    timeline = Timeline.from_parquet(paths.out_dir / "timeline.parquet")
+    bounds = {
+        phase: timeline.phase_bounds(phase)
+        for phase in ("idle-before", "load", "inference", "stop", "idle-after")
+    }
+    assert all(bounds.values()), bounds
+    order = [bounds[p] for p in ("idle-before", "load", "inference", "stop", "idle-after")]
+    for earlier, later in zip(order, order[1:], strict=False):
+        assert earlier[1] <= later[0]
+    assert (
+        bounds["inference"][0] <= starts[0]
+        and requests_frame["end_s"][-1] <= bounds["inference"][1]
+    )
+    assert server_children() == []
+
+
+def test_remove_incomplete_clears_a_half_written_run_folder(tmp_path):
+    half = tmp_path / "rep0"
+    half.mkdir()
+    (half / "requests.parquet").write_bytes(b"partial")
+    remove_incomplete(half)
+    assert not half.exists()
+    complete = tmp_path / "rep1"
+    complete.mkdir()
+    for name in RUN_FILES:
+        (complete / name).write_text("x")
+    remove_incomplete(complete)
+    assert sorted(p.name for p in complete.iterdir()) == sorted(RUN_FILES)
+    remove_incomplete(tmp_path / "missing")  # nothing there: nothing to do
