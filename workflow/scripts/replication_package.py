@@ -21,5 +21,11 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         equivalence=pl.read_csv(inputs_.equivalence, infer_schema_length=None),
         software=library_versions(),
     )
-    files = write_package(inputs, Path(output.readme), Path(output.checksums), Path(output.archive))
+    files = write_package(
+        inputs,
+        Path(output.readme),
+        Path(output.checksums),
+        Path(output.archive),
+        exclude=[Path(snakemake.log[0])],  # noqa: F821
+    )
     log.info("package: %d files checksummed and archived in %s", len(files), output.archive)

@@ -50,13 +50,20 @@ class PackageInputs:
     software: Mapping[str, str]
 
 
-def packaged_files(results_dir: Path) -> list[Path]:
-    """Files of ``results_dir`` that belong in the package, sorted, relative to it."""
+def packaged_files(results_dir: Path, exclude: Iterable[Path] = ()) -> list[Path]:
+    """Files of ``results_dir`` that belong in the package, sorted, relative to it.
+
+    ``exclude`` names files still being written while packaging (the packaging job's own log),
+    whose checksum could not hold.
+    """
     results_dir = Path(results_dir)
+    excluded = {Path(path).resolve() for path in exclude}
     files = []
     for path in sorted(results_dir.rglob("*")):
         relative = path.relative_to(results_dir)
         if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.resolve() in excluded:
             continue
         if relative.name in (ARCHIVE_NAME, CHECKSUMS_NAME):
             continue
@@ -170,14 +177,18 @@ def render_readme(inputs: PackageInputs) -> str:
 
 
 def write_package(
-    inputs: PackageInputs, readme_path: Path, checksums_path: Path, archive_path: Path
+    inputs: PackageInputs,
+    readme_path: Path,
+    checksums_path: Path,
+    archive_path: Path,
+    exclude: Iterable[Path] = (),
 ) -> Sequence[Path]:
     results_dir = Path(inputs.results_dir)
     write_atomic_text(
         results_dir / CONFIG_SNAPSHOT, yaml.safe_dump(dict(inputs.config), sort_keys=False)
     )
     write_atomic_text(readme_path, render_readme(inputs))
-    files = packaged_files(results_dir)
+    files = packaged_files(results_dir, exclude)
     write_checksums(results_dir, files, checksums_path)
     write_archive(results_dir, [*files, Path(CHECKSUMS_NAME)], archive_path)
     return files
