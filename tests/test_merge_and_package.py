@@ -1,0 +1,115 @@
+"""Merging run.json files into one table, listing failed attempts, and the replication package."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from serving_energy.merge import CONTRACT_COLUMNS, failed_attempts, merge_runs
+from serving_energy.package import PackageInputs, packaged_files, write_package
+
+
+def run_json(model="m", engine="onnx", provider="cpu", rep=1, status="ok", **metrics) -> dict:
+    labels = {"onnx": "ONNX", "torch": "TORCH"}
+    return {
+        "status": status, "failure": None if status == "ok" else "2 of 6 requests failed",
+        "model": model, "size_category": 1, "engine": engine, "provider": provider,
+        "configuration": f"<{labels[engine]}, {provider.upper()}>",
+        "configuration_id": f"{engine}-{provider}", "rep": rep, "n_requests": 6, "n_failed": 0,
+        "new_tokens": 48, "standin": True, "started_at": "2026-01-01T00:00:00+00:00",
+        "equivalence": {"status": "passed"},
+        "machine": {"hostname": "h", "cpu_model": "c", "gpus": [], "git_commit": "abc"},
+        "metrics": {"energy_cpu_j": 10.0, "energy_cpu_method": "estimate", "energy_global_j": 10.0,
+                    "duration_s": 2.0, "cpu_usage_pct": 50.0, "ram_usage_pct": 5.0,
+                    "energy_gpu_j": None, "detail": {"nested": "dropped"}, **metrics},
+    }  # fmt: skip
+
+
+def write(path: Path, payload: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_merge_puts_contract_columns_first_and_keeps_methods(tmp_path):
+    paths = [
+        write(tmp_path / f"{engine}{rep}.json", run_json(engine=engine, rep=rep, duration_s=rep))
+        for engine in ("onnx", "torch")
+        for rep in (1, 2)
+    ]
+    runs = merge_runs(paths)
+    assert runs.columns[: len(CONTRACT_COLUMNS)] == list(CONTRACT_COLUMNS)
+    assert runs.height == 4
+    assert runs["energy_cpu_method"].to_list() == ["estimate"] * 4
+    assert runs["gpu_usage_pct"].null_count() == 4  # absent from a CPU run: null, never zero
+    assert "detail" not in runs.columns
+    assert runs.filter(pl.col("engine") == "onnx")["duration_s"].to_list() == [1.0, 2.0]
+    assert set(runs["equivalence_status"]) == {"passed"}
+
+
+def test_merge_refuses_a_failed_run(tmp_path):
+    path = write(tmp_path / "bad.json", run_json(status="failed"))
+    with pytest.raises(ValueError, match="only complete runs"):
+        merge_runs([path])
+
+
+def test_failed_attempts_are_listed_with_their_reason(tmp_path):
+    assert failed_attempts(tmp_path).height == 0
+    write(tmp_path / "m/onnx-cpu/rep3/20260101T000000Z/failure.json", run_json(rep=3, status="failed"))
+    failed = failed_attempts(tmp_path)
+    assert failed.height == 1
+    assert failed.row(0, named=True)["reason"] == "2 of 6 requests failed"
+    assert failed.row(0, named=True)["rep"] == 3
+
+
+def package_inputs(results: Path, runs: pl.DataFrame) -> PackageInputs:
+    return PackageInputs(
+        results_dir=results,
+        study={"name": "s", "description": "d", "configurations": ["<ONNX, CPU>"],
+               "excluded_configurations": {"<ONNX, CUDA>": "no GPU"}, "repetitions": 2},
+        config={"repetitions": 2},
+        command="snakemake --cores 1",
+        runs=runs,
+        failed=pl.DataFrame(),
+        equivalence=pl.DataFrame({"model": ["m"], "configuration_id": ["onnx-cpu"], "passed": [False]}),
+        software={"torch": "2.13.0"},
+    )  # fmt: skip
+
+
+def test_package_checksums_archive_and_readme(tmp_path):
+    results = tmp_path / "results"
+    run_path = write(results / "runs/m/onnx-cpu/rep1/run.json", run_json())
+    write(results / "engines/m/onnx/model.onnx", {"big": "export"})
+    write(results / "engines/m/onnx-cpu/check.json", {"passed": False})
+    (results / "logs").mkdir()
+    (results / "logs/replication_package.log").write_text("still being written")
+    runs = merge_runs([run_path])
+    files = write_package(
+        package_inputs(results, runs), results / "README.md", results / "SHA256SUMS",
+        results / "replication-package.zip", exclude=[results / "logs/replication_package.log"],
+    )  # fmt: skip
+    names = {f.as_posix() for f in files}
+    assert "engines/m/onnx-cpu/check.json" in names and "engines/m/onnx/model.onnx" not in names
+    assert "logs/replication_package.log" not in names
+    assert {"README.md", "config.yaml", "runs/m/onnx-cpu/rep1/run.json"} <= names
+    for line in (results / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256((results / name).read_bytes()).hexdigest() == digest
+    with zipfile.ZipFile(results / "replication-package.zip") as archive:
+        assert "results/SHA256SUMS" in archive.namelist()
+    readme = (results / "README.md").read_text()
+    assert "CPU energy: estimate — 1 runs" in readme
+    assert "<ONNX, CUDA> (no GPU)" in readme
+    assert "random-weight stand-in" in readme
+    assert "m onnx-cpu" in readme  # the configuration that disagreed with torch is named
+
+
+def test_packaged_files_skip_hidden_staging_files(tmp_path):
+    (tmp_path / ".run.json.x.tmp").write_text("partial")
+    (tmp_path / "a.csv").write_text("x")
+    assert packaged_files(tmp_path) == [Path("a.csv")]
