@@ -36,11 +36,11 @@ def scaled_config(factor: int) -> dict:
     return config
 
 
-def plan(config_path: Path, workdir: Path) -> tuple[float, int]:
+def dry_run(config_path: Path, workdir: Path, quiet: str) -> tuple[float, str]:
     started = time.perf_counter()
     result = subprocess.run(
         [
-            sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "1",
+            sys.executable, "-m", "snakemake", "-n", "--quiet", quiet, "--cores", "1",
             "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
             "--configfile", str(config_path),
         ],
@@ -50,10 +50,24 @@ def plan(config_path: Path, workdir: Path) -> tuple[float, int]:
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(result.stderr[-3000:])
-    total = next(
-        int(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("total")
-    )
-    return elapsed, total
+    return elapsed, result.stdout
+
+
+def plan(config_path: Path, workdir: Path) -> float:
+    """Seconds for a silent dry run: start-up, parsing, validation and the whole DAG."""
+    return dry_run(config_path, workdir, "all")[0]
+
+
+def job_count(config_path: Path, workdir: Path) -> int:
+    output = dry_run(config_path, workdir, "rules")[1]
+    return next(int(line.split()[1]) for line in output.splitlines() if line.startswith("total"))
+
+
+def startup_s(workdir: Path) -> float:
+    """Seconds for `snakemake --version`: interpreter and Snakemake imports, no workflow."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snakemake", "--version"], capture_output=True, cwd=workdir)
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -65,14 +79,14 @@ def main() -> None:
         for name, factor in (("paper (12 models)", 1), ("10x (120 models)", 10)):
             config_path = Path(scratch) / f"study-{factor}.yaml"
             config_path.write_text(yaml.safe_dump(scaled_config(factor)))
-            times, jobs = [], 0
-            for _ in range(args.repeats):
-                elapsed, jobs = plan(config_path, Path(scratch))
-                times.append(elapsed)
+            jobs = job_count(config_path, Path(scratch))
+            times = [plan(config_path, Path(scratch)) for _ in range(args.repeats)]
             rows.append((name, jobs, statistics.median(times), min(times)))
+        startup = statistics.median(startup_s(Path(scratch)) for _ in range(args.repeats))
     print(f"{'study':<20} {'jobs':>7} {'median s':>9} {'min s':>7}")
     for name, jobs, median, best in rows:
         print(f"{name:<20} {jobs:>7} {median:>9.2f} {best:>7.2f}")
+    print(f"snakemake start-up alone (--version): {startup:.2f} s")
     print(f"ratio 10x / paper: {rows[1][2] / rows[0][2]:.2f}")
 
 
