@@ -17,6 +17,7 @@ def test_correct_engine_passes_with_small_logit_differences(engine, engines, tmp
     assert result.passed
     assert result.token_agreement == 1.0 and result.mismatched_tokens == 0
     assert result.first_divergence is None
+    assert result.reference_margin_at_first_divergence is None
     assert result.n_prompts == len(PROMPTS) and result.n_tokens == len(PROMPTS) * NEW_TOKENS
     assert result.max_logit_diff is not None and result.max_logit_diff < 1e-4
     assert (result.engine, result.provider, result.reference_engine) == (engine, "cpu", "torch")
@@ -53,6 +54,7 @@ def test_perturbed_torchscript_export_fails_the_check(perturbed_model, standin_d
     assert 0 <= prompt_index < len(PROMPTS) and 0 <= token_index < NEW_TOKENS
     assert result.token_agreement < 1.0
     assert result.max_logit_diff > 0.1
+    assert result.reference_margin_at_first_divergence >= 0  # recorded to tell ties from faults
 
     tolerant = check_equivalence(
         wrong,

@@ -23,6 +23,7 @@ class PromptComparison:
     n_tokens: int
     first_divergence_token: int | None
     max_logit_diff: float | None
+    reference_margin_at_divergence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class EquivalenceResult:
     mismatched_tokens: int
     token_agreement: float  # fraction of compared positions with the same greedy id
     first_divergence: tuple[int, int] | None  # (prompt index, new-token index)
+    # The reference's top-1 minus top-2 logit where the first divergence happened: a margin below
+    # max_logit_diff means a near-tie flipped by float rounding, not a broken engine.
+    reference_margin_at_first_divergence: float | None
     max_logit_diff: float | None
     max_logit_diff_unavailable_reason: str | None
     max_mismatched_tokens: int  # the tolerance
@@ -53,16 +57,23 @@ class EquivalenceResult:
         tmp.replace(path)
 
 
-def _max_abs_diff(candidate: Engine, reference: Engine, token_ids: list[int], prompt_len: int):
-    """Largest |logit difference| over the positions that predict the new tokens, or None."""
+def _logit_comparison(
+    candidate: Engine, reference: Engine, token_ids: list[int], prompt_len: int, divergence
+) -> tuple[float | None, float | None]:
+    """(max |logit difference| over the positions that predict new tokens, the reference's
+    top-1 minus top-2 logit at the first divergence) -- each None where not obtainable."""
     import numpy as np
 
     ref_logits = reference.sequence_logits(token_ids)
     cand_logits = candidate.sequence_logits(token_ids)
+    margin = None
+    if ref_logits is not None and divergence is not None:
+        top_two = np.sort(ref_logits[prompt_len - 1 + divergence])[-2:]
+        margin = float(top_two[1] - top_two[0])
     if ref_logits is None or cand_logits is None:
-        return None
+        return None, margin
     predicting = slice(prompt_len - 1, len(token_ids) - 1)
-    return float(np.max(np.abs(ref_logits[predicting] - cand_logits[predicting])))
+    return float(np.max(np.abs(ref_logits[predicting] - cand_logits[predicting]))), margin
 
 
 def check_equivalence(
@@ -87,6 +98,9 @@ def check_equivalence(
         pairs = list(zip(cand.new_token_ids, ref.new_token_ids, strict=True))
         divergence = next((i for i, (c, r) in enumerate(pairs) if c != r), None)
         sequence = reference.encode(prompt) + list(ref.new_token_ids)
+        max_diff, margin = _logit_comparison(
+            candidate, reference, sequence, ref.prompt_tokens, divergence
+        )
         comparisons.append(
             PromptComparison(
                 prompt_index=index,
@@ -94,18 +108,17 @@ def check_equivalence(
                 agreed_tokens=sum(c == r for c, r in pairs),
                 n_tokens=len(pairs),
                 first_divergence_token=divergence,
-                max_logit_diff=_max_abs_diff(candidate, reference, sequence, ref.prompt_tokens),
+                max_logit_diff=max_diff,
+                reference_margin_at_divergence=margin,
             )
         )
     n_tokens = sum(c.n_tokens for c in comparisons)
     mismatched = n_tokens - sum(c.agreed_tokens for c in comparisons)
-    first = next(
-        (
-            (c.prompt_index, c.first_divergence_token)
-            for c in comparisons
-            if c.first_divergence_token is not None
-        ),
-        None,
+    first_diverging = next((c for c in comparisons if c.first_divergence_token is not None), None)
+    first = (
+        (first_diverging.prompt_index, first_diverging.first_divergence_token)
+        if first_diverging
+        else None
     )
     diffs = [c.max_logit_diff for c in comparisons]
     logits_known = all(d is not None for d in diffs)
@@ -130,6 +143,9 @@ def check_equivalence(
         mismatched_tokens=mismatched,
         token_agreement=(n_tokens - mismatched) / n_tokens if n_tokens else 1.0,
         first_divergence=first,
+        reference_margin_at_first_divergence=(
+            first_diverging.reference_margin_at_divergence if first_diverging else None
+        ),
         max_logit_diff=max(diffs) if logits_known else None,
         max_logit_diff_unavailable_reason=unavailable_reason,
         max_mismatched_tokens=max_mismatched_tokens,
