@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -52,42 +53,60 @@ def work_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("engines")
 
 
+class LazyMapping(Mapping):
+    """Fixed keys, values made on first access and kept: tests that need one stand-in or one
+    export (e.g. the CUDA tests on a machine without OpenVINO) pay only for that one."""
+
+    def __init__(self, keys, make):
+        self._keys, self._make, self._made = tuple(keys), make, {}
+
+    def __getitem__(self, key):
+        if key not in self._keys:
+            raise KeyError(key)
+        if key not in self._made:
+            self._made[key] = self._make(key)
+        return self._made[key]
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self):
+        return len(self._keys)
+
+
 @pytest.fixture(scope="session")
 def standin_dirs(work_dir):
     """architecture -> directory of a tiny random-weight stand-in."""
     from serving_energy.standins import build_standin
 
-    dirs = {}
-    for architecture in ARCHITECTURES:
+    def build(architecture):
         out_dir = work_dir / "models" / architecture
         build_standin(architecture, out_dir, **TINY)
-        dirs[architecture] = out_dir
-    return dirs
+        return out_dir
+
+    return LazyMapping(ARCHITECTURES, build)
 
 
-def export_all(model_dir, out_root):
-    """engine -> artefact dir for the three exported engines on the CPU."""
+def export_one(model_dir, out_root, engine):
     from serving_energy.export import export_onnx, export_openvino, export_torchscript
 
-    out = {
-        "onnx": out_root / "onnx",
-        "openvino": out_root / "openvino",
-        "torchscript": out_root / "torchscript-cpu",
-    }
-    export_onnx(model_dir, out["onnx"])
-    export_openvino(model_dir, out["openvino"])
-    export_torchscript(model_dir, out["torchscript"], "cpu")
-    return out
+    if engine == "onnx":
+        export_onnx(model_dir, out_root / "onnx")
+        return out_root / "onnx"
+    if engine == "openvino":
+        export_openvino(model_dir, out_root / "openvino")
+        return out_root / "openvino"
+    export_torchscript(model_dir, out_root / "torchscript-cpu", "cpu")
+    return out_root / "torchscript-cpu"
 
 
 @pytest.fixture(scope="session")
 def artefact_dirs(standin_dirs, work_dir):
-    """(architecture, engine) -> exported artefact dir."""
-    dirs = {}
-    for architecture, model_dir in standin_dirs.items():
-        for engine, path in export_all(model_dir, work_dir / "engines" / architecture).items():
-            dirs[architecture, engine] = path
-    return dirs
+    """(architecture, engine) -> CPU artefact dir, exported on first use."""
+    keys = [(a, e) for a in ARCHITECTURES for e in EXPORTED_ENGINES]
+    return LazyMapping(
+        keys, lambda key: export_one(standin_dirs[key[0]], work_dir / "engines" / key[0], key[1])
+    )
 
 
 @pytest.fixture(scope="session")
