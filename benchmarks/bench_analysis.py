@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 sys.path.insert(0, str(ROOT / "tests" / "analysis"))
 
-from serving_energy import figures, stats, tables  # noqa: E402 (after sys.path)
 from synthetic import synthetic_runs  # noqa: E402
+
+from serving_energy import figures, stats, tables  # noqa: E402 (after sys.path)
 
 
 def timed(label: str, work: Callable[[], object], timings: dict[str, float]) -> object:

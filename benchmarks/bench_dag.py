@@ -66,7 +66,9 @@ def job_count(config_path: Path, workdir: Path) -> int:
 def startup_s(workdir: Path) -> float:
     """Seconds for `snakemake --version`: interpreter and Snakemake imports, no workflow."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "--version"], capture_output=True, cwd=workdir)
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--version"], capture_output=True, cwd=workdir
+    )
     return time.perf_counter() - started
 
 

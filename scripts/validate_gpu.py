@@ -176,6 +176,7 @@ def run_configuration(
     engine_name, provider, model_dir, artefact_dir, args, prompts, ref_ids, nvml, torch_cuda_engine
 ):
     import torch
+
     from serving_energy.engines import load_engine
     from serving_energy.equivalence import check_equivalence
 

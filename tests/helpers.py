@@ -14,10 +14,17 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def offline_environment() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
-def run_snakemake(*args: str, cwd: Path = REPO, timeout_s: float = 1800) -> subprocess.CompletedProcess:
+def run_snakemake(
+    *args: str, cwd: Path = REPO, timeout_s: float = 1800
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*SNAKEMAKE, *args],
         cwd=cwd,

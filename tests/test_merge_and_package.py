@@ -60,7 +60,9 @@ def test_merge_refuses_a_failed_run(tmp_path):
 
 def test_failed_attempts_are_listed_with_their_reason(tmp_path):
     assert failed_attempts(tmp_path).height == 0
-    write(tmp_path / "m/onnx-cpu/rep3/20260101T000000Z/failure.json", run_json(rep=3, status="failed"))
+    write(
+        tmp_path / "m/onnx-cpu/rep3/20260101T000000Z/failure.json", run_json(rep=3, status="failed")
+    )
     failed = failed_attempts(tmp_path)
     assert failed.height == 1
     assert failed.row(0, named=True)["reason"] == "2 of 6 requests failed"

@@ -33,15 +33,24 @@ def test_snapshot_records_the_resolved_commit(tmp_path):
     assert snapshot.commit == "a" * 40
     assert calls[0][:2] == ("org/model", "main")
     recorded = json.loads((tmp_path / "model" / "snapshot.json").read_text())
-    assert recorded == {"hf_id": "org/model", "revision": "main", "commit": "a" * 40, "trust_remote_code": False}
+    assert recorded == {
+        "hf_id": "org/model",
+        "revision": "main",
+        "commit": "a" * 40,
+        "trust_remote_code": False,
+    }
 
 
 def test_failed_download_names_the_model_and_leaves_nothing(tmp_path):
     def offline(**_):
         raise OSError("network unreachable")
 
-    with pytest.raises(RuntimeError, match="could not download org/model at revision abc.*HF_TOKEN"):
-        fetch_model("org/model", "abc", tmp_path / "model", download=offline, resolve_commit=lambda *_: None)
+    with pytest.raises(
+        RuntimeError, match="could not download org/model at revision abc.*HF_TOKEN"
+    ):
+        fetch_model(
+            "org/model", "abc", tmp_path / "model", download=offline, resolve_commit=lambda *_: None
+        )
     assert not (tmp_path / "model").exists()
     assert not list(tmp_path.iterdir())  # no staging folder left behind
 
@@ -49,7 +58,13 @@ def test_failed_download_names_the_model_and_leaves_nothing(tmp_path):
 def test_snapshot_without_weights_is_refused(tmp_path):
     download, _ = fake_download(weights=False)
     with pytest.raises(RuntimeError, match="no weights"):
-        fetch_model("org/model", "abc", tmp_path / "model", download=download, resolve_commit=lambda *_: None)
+        fetch_model(
+            "org/model",
+            "abc",
+            tmp_path / "model",
+            download=download,
+            resolve_commit=lambda *_: None,
+        )
     assert not (tmp_path / "model").exists()
 
 

@@ -31,12 +31,16 @@ def test_openvino_on_cuda_does_not_exist():
 
 def test_cuda_policy():
     everything = CPU + CUDA
-    assert apply_cuda_policy(everything, "auto", gpu_present=True).configurations == tuple(everything)
+    assert apply_cuda_policy(everything, "auto", gpu_present=True).configurations == tuple(
+        everything
+    )
     without_gpu = apply_cuda_policy(everything, "auto", gpu_present=False)
     assert without_gpu.configurations == tuple(CPU)
     assert without_gpu.excluded == tuple(CUDA)
     assert "cuda={policy: require}" in without_gpu.warning
-    assert apply_cuda_policy(everything, "require", gpu_present=False).configurations == tuple(everything)
+    assert apply_cuda_policy(everything, "require", gpu_present=False).configurations == tuple(
+        everything
+    )
     assert "'skip'" in apply_cuda_policy(everything, "skip", gpu_present=True).warning
     assert apply_cuda_policy(CPU, "auto", gpu_present=False).warning is None
 
@@ -53,8 +57,17 @@ def test_run_order_is_a_seeded_permutation():
 
 def test_check_config_lists_every_problem():
     config = {
-        "configurations": [{"engine": "torch", "provider": "cpu"}, {"engine": "torch", "provider": "cpu"}],
-        "models": {"x": {"size_category": 1}, "y": {"standin": {"architecture": "gpt2", "hidden_size": 10, "heads": 4}, "size_category": 1}},
+        "configurations": [
+            {"engine": "torch", "provider": "cpu"},
+            {"engine": "torch", "provider": "cpu"},
+        ],
+        "models": {
+            "x": {"size_category": 1},
+            "y": {
+                "standin": {"architecture": "gpt2", "hidden_size": 10, "heads": 4},
+                "size_category": 1,
+            },
+        },
         "prompts": {"tokenizer": "t"},
         "tokenizers": {},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+
 from serving_energy.stats import configuration_label
 
 ENGINES_BY_PROVIDER = {

@@ -6,9 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 import pytest
+from synthetic import synthetic_runs
+
 from serving_energy import figures
 from serving_energy.stats import METRICS_BY_COLUMN
-from synthetic import synthetic_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -10,6 +10,8 @@ import pingouin
 import polars as pl
 import pytest
 from scipy import stats as scipy_stats
+from synthetic import synthetic_runs
+
 from serving_energy import stats
 from serving_energy.stats import (
     FAIL_TO_REJECT,
@@ -25,7 +27,6 @@ from serving_energy.stats import (
     hedges_g,
     saving_pct,
 )
-from synthetic import synthetic_runs
 
 # Every test here fails on a warning: a degenerate input must become a row, not a warning.
 pytestmark = pytest.mark.filterwarnings("error")

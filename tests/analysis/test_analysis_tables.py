@@ -6,6 +6,7 @@ import re
 
 import polars as pl
 import pytest
+
 from serving_energy import stats, tables
 from serving_energy.latex import Column, booktabs, escape
 

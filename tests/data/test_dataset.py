@@ -67,7 +67,9 @@ def test_offline_download_fails_clearly(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(DownloadError, match="offline.*'package'"):
-        obtain_humaneval("url", f"http://127.0.0.1:{port}/HumanEval.jsonl.gz", HUMANEVAL_SHA256, tmp_path / "h")
+        obtain_humaneval(
+            "url", f"http://127.0.0.1:{port}/HumanEval.jsonl.gz", HUMANEVAL_SHA256, tmp_path / "h"
+        )
 
 
 def test_gzipped_and_plain_sources_are_judged_by_the_same_bytes(tmp_path):
@@ -81,7 +83,9 @@ def test_gzipped_and_plain_sources_are_judged_by_the_same_bytes(tmp_path):
 def test_164_prompts_each_a_10_to_15_token_prefix_of_a_line_of_its_problem(humaneval, tokenizer):
     encode, decode = codecs(tokenizer)
     problems = read_problems(humaneval)
-    prompts = sample_prompts(problems, encode, decode, PromptSampling(seed=2024, min_tokens=10, max_tokens=15))
+    prompts = sample_prompts(
+        problems, encode, decode, PromptSampling(seed=2024, min_tokens=10, max_tokens=15)
+    )
     assert [p.task_id for p in prompts] == [p.task_id for p in problems]
     for prompt, problem in zip(prompts, problems, strict=True):
         assert 10 <= prompt.n_tokens <= 15
@@ -89,7 +93,9 @@ def test_164_prompts_each_a_10_to_15_token_prefix_of_a_line_of_its_problem(human
         assert any(line.startswith(prompt.prompt) for line in problem.prompt.splitlines()), prompt
 
 
-def test_same_seed_gives_a_byte_identical_file_and_other_seeds_differ(humaneval, tokenizer, tmp_path):
+def test_same_seed_gives_a_byte_identical_file_and_other_seeds_differ(
+    humaneval, tokenizer, tmp_path
+):
     encode, decode = codecs(tokenizer)
     problems = read_problems(humaneval)
 
@@ -103,12 +109,17 @@ def test_same_seed_gives_a_byte_identical_file_and_other_seeds_differ(humaneval,
     assert first != other
     differing = sum(a != b for a, b in zip(first.splitlines(), other.splitlines(), strict=True))
     assert differing > 100  # a different seed changes most prompts, not one
-    assert [json.loads(line)["task_id"] for line in first.splitlines()][:2] == ["HumanEval/0", "HumanEval/1"]
+    assert [json.loads(line)["task_id"] for line in first.splitlines()][:2] == [
+        "HumanEval/0",
+        "HumanEval/1",
+    ]
 
 
 def test_prompt_file_round_trip(tmp_path, humaneval, tokenizer):
     encode, decode = codecs(tokenizer)
-    prompts = sample_prompts(read_problems(humaneval)[:5], encode, decode, PromptSampling(3, 10, 15))
+    prompts = sample_prompts(
+        read_problems(humaneval)[:5], encode, decode, PromptSampling(3, 10, 15)
+    )
     write_prompts(prompts, tmp_path / "p.jsonl")
     assert read_prompts(tmp_path / "p.jsonl") == prompts
 

@@ -6,6 +6,7 @@ fall back to the CPU.
 
 import pytest
 import torch
+
 from serving_energy.engines import EngineError, load_engine
 from serving_energy.export import ExportError, export_torchscript
 

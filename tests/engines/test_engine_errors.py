@@ -1,4 +1,5 @@
 import pytest
+
 from serving_energy.engines import EngineError, load_engine
 
 

@@ -71,6 +71,7 @@ def test_info_records_engine_device_and_threads(engine, engines):
 
 def test_thread_counts_are_applied_not_inherited(standin_dirs, artefact_dirs):
     import torch
+
     from serving_energy.engines import load_engine
 
     torch.set_num_threads(2)
@@ -86,6 +87,7 @@ def test_eos_cannot_end_generation_early(tmp_path, standin_dirs):
 
     import torch
     from safetensors.torch import load_file, save_file
+
     from serving_energy.engines import load_engine
     from serving_energy.export import export_onnx, export_openvino, export_torchscript
 

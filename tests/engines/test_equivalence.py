@@ -2,6 +2,7 @@ import json
 import shutil
 
 import pytest
+
 from serving_energy.engines import load_engine
 from serving_energy.equivalence import check_equivalence
 from serving_energy.export import export_onnx, export_torchscript

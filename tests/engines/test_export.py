@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from serving_energy.export import (
     EXPORT_FILE,
     ExportError,

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from serving_energy.meters import (
     EnergiBridgeMeter,
     Marker,

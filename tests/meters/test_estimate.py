@@ -1,6 +1,7 @@
 """The CPU estimate is a model, labelled as such everywhere it appears."""
 
 import pytest
+
 from serving_energy.meters import (
     CpuEstimateMeter,
     Marker,

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from serving_energy.meters import NetioMeter, Sampler, parse_netio_json, window_metrics
 
 DOCUMENT = json.loads((Path(__file__).parent / "data" / "netio_powerbox_4kf.json").read_text())

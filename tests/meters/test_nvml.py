@@ -1,6 +1,7 @@
 """NVML against a fake module: counter present and absent, no GPU, library missing."""
 
 import pytest
+
 from serving_energy.meters import Marker, NvmlMeter, Timeline, window_metrics
 
 from .fakes import FakeNvml

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from serving_energy.meters import Marker, RaplMeter, Timeline, discover_zones, window_metrics
 from serving_energy.meters.base import MeterInfo
 

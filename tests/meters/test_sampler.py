@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from serving_energy.meters import (
     Availability,
     Meter,

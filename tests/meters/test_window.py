@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from serving_energy.meters import Marker, Reading, Timeline, unwrap_counter, window_metrics
 from serving_energy.meters.base import MeterInfo
 

@@ -28,8 +28,9 @@ def client(fake_engine):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer GPT-2 stand-in with the small offline BPE tokenizer, built once per session."""
-    from serving_energy.standins import build_standin
     from transformers.utils import logging
+
+    from serving_energy.standins import build_standin
 
     logging.set_verbosity_error()
     out_dir = tmp_path_factory.mktemp("serving-models") / MODEL

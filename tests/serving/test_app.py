@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from serving_energy import __version__
 from serving_energy.server import (
     MAX_NEW_TOKENS_LIMIT,

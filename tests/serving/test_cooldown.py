@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from serving_energy.protocol import CooldownSettings, cool_down
 
 

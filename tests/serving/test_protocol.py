@@ -11,6 +11,7 @@ import time
 import polars as pl
 import psutil
 import pytest
+
 import serving_energy.protocol as protocol
 from serving_energy.meters import Timeline
 from serving_energy.protocol import RUN_FILES, RunFailed, RunPaths, measure_run, remove_incomplete

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+
 from serving_energy.client import send_prompts
 from serving_energy.server_process import ServerError, ServerProcess, ServerSpec
 

@@ -110,7 +110,9 @@ def test_analysis_outputs(study):
     # two repetitions per configuration are too few to test: said so, not crashed
     assert (tests["decision"] == "not testable").all()
     table4 = pl.read_csv(study / "results/tables/table4_cpu.csv")
-    assert {"size_category", "configuration", "energy_global_j", "duration_s"} <= set(table4.columns)
+    assert {"size_category", "configuration", "energy_global_j", "duration_s"} <= set(
+        table4.columns
+    )
     assert "\\begin{tabular}" in (study / "results/tables/table4_cpu.tex").read_text()
     figures = sorted(p.name for p in (study / "results/figures/study").glob("*.png"))
     assert "boxplot_energy_global_j.png" in figures and "boxplot_duration_s.png" in figures
@@ -189,7 +191,12 @@ def test_notebook_runs_headless_on_the_results(study, tmp_path, monkeypatch):
     notebook = nbformat.read(REPO / "notebooks" / "headline_results.ipynb", as_version=4)
     monkeypatch.setenv("RESULTS_DIR", str(study / "results"))
     monkeypatch.setenv("NOTEBOOK_FIGURE", str(tmp_path / "energy.png"))
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     outputs = "".join(
         output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
     )

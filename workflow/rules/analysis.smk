@@ -16,7 +16,12 @@ rule merge_runs:
             category="Metrics",
             labels={"table": "failed attempts"},
         ),
-        checks="results/metrics/equivalence.csv",
+        checks=report(
+            "results/metrics/equivalence.csv",
+            caption="../report/equivalence.rst",
+            category="Metrics",
+            labels={"table": "engine equivalence"},
+        ),
     log:
         "results/logs/merge_runs.log",
     conda:

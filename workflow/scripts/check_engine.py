@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from serving_energy.dataset import read_prompts
 from serving_energy.checks import check_configuration
+from serving_energy.dataset import read_prompts
 from serving_energy.logs import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)

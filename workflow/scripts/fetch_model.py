@@ -8,6 +8,9 @@ from serving_energy.model_sources import fetch_model
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821
     snapshot = fetch_model(
-        params.hf_id, params.revision, Path(snakemake.output[0]), params.trust_remote_code  # noqa: F821
+        params.hf_id,
+        params.revision,
+        Path(snakemake.output[0]),
+        params.trust_remote_code,  # noqa: F821
     )
     log.info("fetched %s at %s (commit %s)", params.hf_id, params.revision, snapshot.commit)

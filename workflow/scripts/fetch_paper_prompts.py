@@ -8,6 +8,9 @@ from serving_energy.logs import log_to
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821
     fetch_verified(
-        params.location, params.sha256, Path(snakemake.output[0]), what="the paper's prompt file"  # noqa: F821
+        params.location,
+        params.sha256,
+        Path(snakemake.output[0]),
+        what="the paper's prompt file",  # noqa: F821
     )
     log.info("paper prompts from %s, SHA-256 verified", params.location)

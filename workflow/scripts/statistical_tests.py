@@ -15,4 +15,9 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     write_tests_latex(result.tests, Path(output.tests_tex))
     write_posthoc_latex(result.posthoc, Path(output.posthoc_tex))
     untestable = result.tests.filter(pl.col("decision") == "not testable").height
-    log.info("%d tests (%d not testable), %d post-hoc pairs", result.tests.height, untestable, result.posthoc.height)
+    log.info(
+        "%d tests (%d not testable), %d post-hoc pairs",
+        result.tests.height,
+        untestable,
+        result.posthoc.height,
+    )

@@ -12,6 +12,8 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     run = json.loads(Path(snakemake.input.run).read_text())  # noqa: F821
     title = f"{run['model']} {run['configuration']} rep {run['rep']}"
     written = plot_run_timeline(
-        pl.read_parquet(snakemake.input.timeline), Path(snakemake.output.png).with_suffix(""), title  # noqa: F821
+        pl.read_parquet(snakemake.input.timeline),
+        Path(snakemake.output.png).with_suffix(""),
+        title,  # noqa: F821
     )
     log.info("timeline figure: %s", ", ".join(map(str, written)))

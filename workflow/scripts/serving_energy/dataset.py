@@ -170,8 +170,10 @@ def _sample_one(
         for length in lengths:
             text = decode(ids[:length]).rstrip("\ufffd")
             n_tokens = len(encode(text))
-            if text.strip() and line.startswith(text) and (
-                sampling.min_tokens <= n_tokens <= sampling.max_tokens
+            if (
+                text.strip()
+                and line.startswith(text)
+                and (sampling.min_tokens <= n_tokens <= sampling.max_tokens)
             ):
                 return Prompt(task_id=problem.task_id, prompt=text, n_tokens=n_tokens)
     raise ValueError(
@@ -193,9 +195,7 @@ def read_prompts(path: Path) -> list[Prompt]:
     return prompts
 
 
-def paper_prompts(
-    data: bytes, problems: Sequence[Problem], encode: TokenIds
-) -> list[Prompt]:
+def paper_prompts(data: bytes, problems: Sequence[Problem], encode: TokenIds) -> list[Prompt]:
     """The authors' published prompts (``RandomHumanEval.jsonl``), mapped onto HumanEval task ids.
 
     Their file numbers prompts ``RandomTokens/<i>`` in HumanEval order and holds the text under

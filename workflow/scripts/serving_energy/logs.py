@@ -21,7 +21,10 @@ def log_to(path: str | Path, name: str = "serving_energy") -> Iterator[logging.L
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
-    handlers = [logging.FileHandler(path, mode="w", encoding="utf-8"), logging.StreamHandler(sys.stderr)]
+    handlers = [
+        logging.FileHandler(path, mode="w", encoding="utf-8"),
+        logging.StreamHandler(sys.stderr),
+    ]
     for handler in handlers:
         handler.setFormatter(logging.Formatter(FORMAT))
         logger.addHandler(handler)

@@ -42,7 +42,11 @@ def gpus() -> list[dict[str, str]]:
     if query.returncode != 0:
         return []
     keys = ("index", "name", "driver_version", "memory_total", "uuid")
-    return [dict(zip(keys, (field.strip() for field in line.split(",")))) for line in query.stdout.splitlines() if line.strip()]
+    return [
+        dict(zip(keys, (field.strip() for field in line.split(",")), strict=False))
+        for line in query.stdout.splitlines()
+        if line.strip()
+    ]
 
 
 def gpu_present(driver_dir: Path = Path("/proc/driver/nvidia/gpus")) -> bool:

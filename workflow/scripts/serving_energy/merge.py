@@ -50,7 +50,9 @@ def merge_runs(run_paths: Iterable[Path]) -> pl.DataFrame:
     for path in run_paths:
         run = json.loads(Path(path).read_text())
         if run.get("status") != "ok":
-            raise ValueError(f"{path}: status {run.get('status')!r}; only complete runs belong here")
+            raise ValueError(
+                f"{path}: status {run.get('status')!r}; only complete runs belong here"
+            )
         rows.append(run_row(run))
     if not rows:
         raise ValueError("no runs to merge")
@@ -100,6 +102,10 @@ def equivalence_table(check_paths: Iterable[Path]) -> pl.DataFrame:
                 **{key: value for key, value in check.items() if _is_scalar(value)},
             }
         )
-    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(
-        schema={"model": pl.String, "configuration_id": pl.String, "passed": pl.Boolean}
+    return (
+        pl.DataFrame(rows, infer_schema_length=None)
+        if rows
+        else pl.DataFrame(
+            schema={"model": pl.String, "configuration_id": pl.String, "passed": pl.Boolean}
+        )
     )

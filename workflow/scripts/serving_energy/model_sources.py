@@ -10,7 +10,15 @@ from serving_energy.io import atomic_dir, write_atomic_json
 
 SNAPSHOT_FILE = "snapshot.json"
 # Weights in one format are enough; the others would double the download.
-SNAPSHOT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py", "tokenizer*", "*.tiktoken"]
+SNAPSHOT_PATTERNS = [
+    "*.json",
+    "*.safetensors",
+    "*.txt",
+    "*.model",
+    "*.py",
+    "tokenizer*",
+    "*.tiktoken",
+]
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,10 @@ def fetch_model(
     with atomic_dir(Path(out_dir)) as folder:
         try:
             download(
-                repo_id=hf_id, revision=revision, local_dir=str(folder), allow_patterns=SNAPSHOT_PATTERNS
+                repo_id=hf_id,
+                revision=revision,
+                local_dir=str(folder),
+                allow_patterns=SNAPSHOT_PATTERNS,
             )
         except Exception as error:
             raise RuntimeError(

@@ -6,7 +6,7 @@ import hashlib
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -103,7 +103,9 @@ def energy_methods(runs: pl.DataFrame) -> list[str]:
             continue
         counts = runs.group_by(column).len().sort(column, nulls_last=True)
         for method, count in counts.iter_rows():
-            label = method if method is not None else "unavailable (null, with a reason in run.json)"
+            label = (
+                method if method is not None else "unavailable (null, with a reason in run.json)"
+            )
             lines.append(f"- {component.upper()} energy: {label} — {count} runs")
     return lines
 
@@ -117,7 +119,9 @@ def render_readme(inputs: PackageInputs) -> str:
     runs, study = inputs.runs, inputs.study
     standins = int(runs["standin"].sum()) if "standin" in runs.columns else 0
     hosts = sorted({f"{h} ({c})" for h, c in runs.select("hostname", "cpu_model").iter_rows()})
-    gpus = sorted({g for g in runs["gpu_name"].to_list() if g}) if "gpu_name" in runs.columns else []
+    gpus = (
+        sorted({g for g in runs["gpu_name"].to_list() if g}) if "gpu_name" in runs.columns else []
+    )
     excluded = study.get("excluded_configurations") or {}
     failed_checks = (
         inputs.equivalence.filter(~pl.col("passed"))
@@ -127,7 +131,7 @@ def render_readme(inputs: PackageInputs) -> str:
     sections = [
         f"# Replication package: {study.get('name')}",
         str(study.get("description") or ""),
-        f"Made {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by the serving-energy "
+        f"Made {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by the serving-energy "
         "Snakemake workflow.",
         "## How it was made\n"
         f"```\n{inputs.command}\n```\n"
@@ -141,7 +145,8 @@ def render_readme(inputs: PackageInputs) -> str:
         f"- configurations: {', '.join(study.get('configurations', []))}\n"
         "- excluded configurations: "
         + (", ".join(f"{label} ({why})" for label, why in excluded.items()) or "none"),
-        "## Measured or estimated\n" + "\n".join(energy_methods(runs))
+        "## Measured or estimated\n"
+        + "\n".join(energy_methods(runs))
         + "\n\nAn estimate is never a measurement: it comes from CPU load and a configured power "
         "(see `run.json` → `metrics.energy_cpu_sensor`).",
         "## Stand-in models\n"
@@ -152,7 +157,8 @@ def render_readme(inputs: PackageInputs) -> str:
             else "None: every run used a real model."
         ),
         "## Hardware\n" + _bullets(hosts) + ("\n\nGPUs:\n" + _bullets(gpus) if gpus else ""),
-        "## Software\n" + _bullets(f"{name} {version}" for name, version in sorted(inputs.software.items())),
+        "## Software\n"
+        + _bullets(f"{name} {version}" for name, version in sorted(inputs.software.items())),
         "## Failed attempts\n"
         + (
             f"{inputs.failed.height} failed attempts are listed in `metrics/failed_runs.csv` and "
@@ -163,7 +169,9 @@ def render_readme(inputs: PackageInputs) -> str:
         "## Equivalence of engines\n"
         + (
             "Configurations whose greedy tokens disagreed with torch:\n"
-            + _bullets(f"{m} {c}" for m, c in failed_checks.select("model", "configuration_id").iter_rows())
+            + _bullets(
+                f"{m} {c}" for m, c in failed_checks.select("model", "configuration_id").iter_rows()
+            )
             if failed_checks.height
             else "Every checked engine generated the same greedy tokens as torch "
             "(`metrics/equivalence.csv`)."

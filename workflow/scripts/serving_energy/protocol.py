@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -137,7 +137,7 @@ def measure_run(
     protocol = settings["protocol"]
     generation = settings["generation"]
     equivalence = read_equivalence(check_path)
-    started_at = datetime.now(timezone.utc).isoformat()
+    started_at = datetime.now(UTC).isoformat()
     machine = describe_machine(workflow_dir)
 
     cooldown = cool_down(CooldownSettings(**protocol["cooldown"]))
@@ -227,7 +227,7 @@ def measure_run(
         "configuration_id": configuration.id,
         "rep": settings["rep"],
         "started_at": started_at,
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "threads": settings["threads"],
         "n_requests": len(records),
         "n_failed": len(failed_requests),
@@ -274,13 +274,15 @@ def _check_device(health: Mapping, configuration: Configuration) -> None:
     """A CUDA configuration that runs on the CPU is an error, not a data point."""
     device = str(health.get("device") or "")
     if configuration.provider == "cuda" and not device.startswith("cuda"):
-        raise RunFailed(f"{configuration.label} is running on {device or 'an unknown device'}, not CUDA")
+        raise RunFailed(
+            f"{configuration.label} is running on {device or 'an unknown device'}, not CUDA"
+        )
     if configuration.provider == "cpu" and device.startswith("cuda"):
         raise RunFailed(f"{configuration.label} is running on {device}, not the CPU")
 
 
 def _keep_failed(failed_dir: Path, run: dict, frame: pl.DataFrame, timeline) -> None:
-    attempt = Path(failed_dir) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    attempt = Path(failed_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     attempt.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(attempt / "requests.parquet")
     timeline.to_parquet(attempt / "timeline.parquet")

@@ -151,7 +151,9 @@ def create_app(
         "/generate",
         response_model=GenerateResponse,
         responses={
-            400: {"description": "Body that cannot be read as text (FastAPI: error parsing the body)"},
+            400: {
+                "description": "Body that cannot be read as text (FastAPI: error parsing the body)"
+            },
             422: {"description": "Invalid request"},
             500: {"description": "Engine error"},
         },
@@ -207,7 +209,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise SystemExit(f"cannot bind {host}:{port}: {error} (is another server using it?)")
+        raise SystemExit(
+            f"cannot bind {host}:{port}: {error} (is another server using it?)"
+        ) from error
     sock.listen(128)
     return sock
 
@@ -234,7 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     from serving_energy.engines import load_engine
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     sock = bind_socket(args.host, args.port)
     port = sock.getsockname()[1]
     if args.port_file:
@@ -243,7 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     def load():
         logger.info("loading %s in %s on %s", args.model_name, args.engine, args.provider)
         try:
-            return load_engine(args.engine, args.provider, args.model_dir, args.artefact_dir, args.threads)
+            return load_engine(
+                args.engine, args.provider, args.model_dir, args.artefact_dir, args.threads
+            )
         except Exception as error:
             raise RuntimeError(
                 f"could not load model {args.model_name} in engine {args.engine} on "

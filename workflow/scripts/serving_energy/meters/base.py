@@ -96,7 +96,7 @@ class Meter(ABC):
     def availability(self) -> Availability:
         """Probe the hardware once; never raise for a missing or unreadable sensor."""
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 (optional hook: most meters need no preparation)
         """Prepare to read (open handles, prime deltas)."""
 
     @abstractmethod
@@ -109,7 +109,7 @@ class Meter(ABC):
         reading psutil's CPU % at a marker would shorten the next tick's averaging interval."""
         return []
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # noqa: B027 (optional hook: most meters hold nothing)
         """Release handles."""
 
     def finish(self) -> list[Reading]:
