@@ -203,3 +203,37 @@ class Engine(ABC):
             library_versions=library_versions(),
             **kwargs,
         )
+
+
+class GenerateApiEngine(Engine):
+    """An engine driven by transformers' ``generate()``: torch, and ONNX Runtime and OpenVINO
+    through optimum. One greedy path for all three, so they cannot drift apart."""
+
+    model: Any
+    input_device: str = "cpu"  # where the input tensors must live for the runtime
+
+    def _input(self, token_ids: Sequence[int]):
+        import torch
+
+        ids = torch.tensor([list(token_ids)], dtype=torch.long, device=self.input_device)
+        return ids, torch.ones_like(ids)
+
+    def generate_ids(self, input_ids: Sequence[int], max_new_tokens: int) -> list[int]:
+        import torch
+
+        ids, mask = self._input(input_ids)
+        config = greedy_generation_config(
+            self.tokenizer, max_new_tokens, self.model.generation_config
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=config,
+                use_model_defaults=False,
+            )
+        self._check_output(out)
+        return out[0, ids.shape[1] :].tolist()
+
+    def _check_output(self, out) -> None:
+        """Where a runtime can tell, verify that the generation really ran on its device."""

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .base import (
-    Engine,
     EngineError,
     EngineInfo,
-    greedy_generation_config,
+    GenerateApiEngine,
     set_torch_threads,
     torch_device_for,
 )
@@ -29,7 +28,7 @@ def session_options(threads: int):
     return options
 
 
-class OnnxEngine(Engine):
+class OnnxEngine(GenerateApiEngine):
     name = "onnx"
     logits_unavailable_reason = None
 
@@ -49,6 +48,7 @@ class OnnxEngine(Engine):
             self.torch_device = torch_device_for(provider)
         else:
             self.torch_device = "cpu"
+        self.input_device = self.torch_device
         self.model = ORTModelForCausalLM.from_pretrained(
             artefact_dir,
             provider=ort_provider,
@@ -62,28 +62,6 @@ class OnnxEngine(Engine):
             raise EngineError(
                 f"ONNX Runtime session fell back to {self.active_providers}: CUDA not really used"
             )
-
-    def _input(self, token_ids: Sequence[int]):
-        import torch
-
-        ids = torch.tensor([list(token_ids)], dtype=torch.long, device=self.torch_device)
-        return ids, torch.ones_like(ids)
-
-    def generate_ids(self, input_ids: Sequence[int], max_new_tokens: int) -> list[int]:
-        import torch
-
-        ids, mask = self._input(input_ids)
-        config = greedy_generation_config(
-            self.tokenizer, max_new_tokens, self.model.generation_config
-        )
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                generation_config=config,
-                use_model_defaults=False,
-            )
-        return out[0, ids.shape[1] :].tolist()
 
     def sequence_logits(self, token_ids: Sequence[int]):
         import torch

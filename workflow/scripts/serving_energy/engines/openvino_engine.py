@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import Engine, EngineInfo, greedy_generation_config, set_torch_threads
+from .base import EngineInfo, GenerateApiEngine, set_torch_threads
 from .torch_engine import load_tokenizer
 
 
@@ -24,7 +24,7 @@ def runtime_config(threads: int) -> dict[str, str]:
     }
 
 
-class OpenVinoEngine(Engine):
+class OpenVinoEngine(GenerateApiEngine):
     name = "openvino"
     logits_unavailable_reason = None
 
@@ -41,28 +41,6 @@ class OpenVinoEngine(Engine):
         self.model = OVModelForCausalLM.from_pretrained(
             str(artefact_dir), device="CPU", ov_config=self.ov_config, use_cache=True, compile=True
         )
-
-    def _input(self, token_ids: Sequence[int]):
-        import torch
-
-        ids = torch.tensor([list(token_ids)], dtype=torch.long)
-        return ids, torch.ones_like(ids)
-
-    def generate_ids(self, input_ids: Sequence[int], max_new_tokens: int) -> list[int]:
-        import torch
-
-        ids, mask = self._input(input_ids)
-        config = greedy_generation_config(
-            self.tokenizer, max_new_tokens, self.model.generation_config
-        )
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                generation_config=config,
-                use_model_defaults=False,
-            )
-        return out[0, ids.shape[1] :].tolist()
 
     def sequence_logits(self, token_ids: Sequence[int]):
         import torch

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .base import (
-    Engine,
     EngineError,
     EngineInfo,
-    greedy_generation_config,
+    GenerateApiEngine,
     set_torch_threads,
     torch_device_for,
 )
@@ -30,7 +29,7 @@ def check_torch_device(tensor_device, provider: str, what: str) -> None:
         )
 
 
-class TorchEngine(Engine):
+class TorchEngine(GenerateApiEngine):
     name = "torch"
     logits_unavailable_reason = None
 
@@ -41,32 +40,13 @@ class TorchEngine(Engine):
         set_torch_threads(threads)
         super().__init__(provider, load_tokenizer(model_dir), threads, model_dir, None)
         self.device = torch_device_for(provider)
+        self.input_device = self.device
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         self.model.to(self.device).eval()
         check_torch_device(next(self.model.parameters()).device, provider, "the torch model")
 
-    def _input(self, token_ids: Sequence[int]):
-        import torch
-
-        input_ids = torch.tensor([list(token_ids)], dtype=torch.long, device=self.device)
-        return input_ids, torch.ones_like(input_ids)
-
-    def generate_ids(self, input_ids: Sequence[int], max_new_tokens: int) -> list[int]:
-        import torch
-
-        ids, mask = self._input(input_ids)
-        config = greedy_generation_config(
-            self.tokenizer, max_new_tokens, self.model.generation_config
-        )
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                generation_config=config,
-                use_model_defaults=False,
-            )
+    def _check_output(self, out) -> None:
         check_torch_device(out.device, self.provider, "torch generation")
-        return out[0, ids.shape[1] :].tolist()
 
     def sequence_logits(self, token_ids: Sequence[int]):
         import torch
