@@ -26,7 +26,8 @@ def run_json(model="m", engine="onnx", provider="cpu", rep=1, status="ok", **met
         "machine": {"hostname": "h", "cpu_model": "c", "gpus": [], "git_commit": "abc"},
         "metrics": {"energy_cpu_j": 10.0, "energy_cpu_method": "estimate", "energy_global_j": 10.0,
                     "duration_s": 2.0, "cpu_usage_pct": 50.0, "ram_usage_pct": 5.0,
-                    "energy_gpu_j": None, "detail": {"nested": "dropped"}, **metrics},
+                    "energy_gpu_j": None, "detail": {"nested": "dropped"},
+                    "energy_cpu_domains_j[package-0]": 9.0, **metrics},
     }  # fmt: skip
 
 
@@ -48,6 +49,7 @@ def test_merge_puts_contract_columns_first_and_keeps_methods(tmp_path):
     assert runs["energy_cpu_method"].to_list() == ["estimate"] * 4
     assert runs["gpu_usage_pct"].null_count() == 4  # absent from a CPU run: null, never zero
     assert "detail" not in runs.columns
+    assert not any("[" in column for column in runs.columns)
     assert runs.filter(pl.col("engine") == "onnx")["duration_s"].to_list() == [1.0, 2.0]
     assert set(runs["equivalence_status"]) == {"passed"}
 

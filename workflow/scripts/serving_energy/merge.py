@@ -25,7 +25,11 @@ def run_row(run: dict) -> dict:
     """The flat table row of one run.json: identity, counts, every scalar metric, provenance."""
     row = {key: run.get(key) for key in RUN_KEYS}
     metrics = run.get("metrics", {})
-    row.update({key: value for key, value in metrics.items() if _is_scalar(value)})
+    # Per-domain and cross-check details ("energy_cpu_domains_j[package-0]") depend on the
+    # machine's sensors; they stay in run.json rather than making sparse columns here.
+    row.update(
+        {key: value for key, value in metrics.items() if _is_scalar(value) and "[" not in key}
+    )
     for column in CONTRACT_COLUMNS:
         row.setdefault(column, None)
     machine = run.get("machine", {})
