@@ -153,7 +153,7 @@ def test_rerun_one_run_file_redoes_only_that_run(study):
     folder = study / "results/runs/tiny-llama/onnx-cpu/rep2"
     before = json.loads((folder / "run.json").read_text())["started_at"]
     shutil.rmtree(folder)
-    plan = smoke(study, "-n", "--quiet", "rules", "results/runs/tiny-llama/onnx-cpu/rep2/run.json")
+    plan = smoke(study, "-n", "results/runs/tiny-llama/onnx-cpu/rep2/run.json", "--quiet", "rules")
     assert plan.returncode == 0, plan.stderr
     assert "measure" in plan.stdout and "export_onnx" not in plan.stdout
     result = smoke(study, "results/runs/tiny-llama/onnx-cpu/rep2/run.json")
@@ -174,7 +174,7 @@ def test_targets_select_one_model_and_configuration(study):
         study, "-n", "--forceall", "--quiet", "rules",
         "--config", "targets={models: [tiny-gpt2], configurations: [openvino-cpu], repetitions: [2]}",
     )  # fmt: skip
-    assert plan.returncode == 0, plan.stderr
+    assert plan.returncode == 0, plan.stdout + plan.stderr
     counts = {
         line.split()[0]: int(line.split()[1])
         for line in plan.stdout.splitlines()

@@ -15,6 +15,9 @@ from serving_energy.study import (
     run_priorities,
 )
 
+# Snakemake's --config passes list items as text; the schema only lets digits through.
+config["targets"]["repetitions"] = [int(rep) for rep in config["targets"]["repetitions"]]
+
 try:
     check_config(config)
 except ConfigError as error:
