@@ -175,3 +175,19 @@ def test_remove_incomplete_clears_a_half_written_run_folder(tmp_path):
     remove_incomplete(complete)
     assert sorted(p.name for p in complete.iterdir()) == sorted(RUN_FILES)
     remove_incomplete(tmp_path / "missing")  # nothing there: nothing to do
+
+
+def test_a_model_that_fails_to_load_fails_the_run_with_its_reason_and_keeps_the_data(tmp_path):
+    """No inference window ever opens: the failure keeps the server's own message."""
+    empty_model = tmp_path / "empty-model"
+    empty_model.mkdir()
+    paths = run_paths(tmp_path)
+    with pytest.raises(RunFailed, match=f"could not load model {MODEL} in engine torch"):
+        measure_run(settings(), prompts(3), empty_model, None, None, paths, progress=False)
+    assert not paths.out_dir.exists()
+    (attempt,) = paths.failed_dir.iterdir()
+    failure = json.loads((attempt / "failure.json").read_text())
+    assert failure["status"] == "failed" and failure["metrics"] == {}
+    assert "could not load model" in failure["failure"]
+    markers = Timeline.from_parquet(attempt / "timeline.parquet").markers
+    assert {(m.phase, m.event) for m in markers} >= {("idle-before", "end"), ("load", "start")}

@@ -191,6 +191,9 @@ def measure_run(
         _idle(sampler, "idle-after", protocol["idle_after_s"])
     except (ServerError, RunFailed) as error:
         failure = str(error)
+    except Exception as error:  # whatever broke, what was measured so far must be kept
+        logger.exception("run aborted")
+        failure = f"{type(error).__name__}: {error}"
     finally:
         server.stop()
         timeline = sampler.stop()
@@ -207,13 +210,7 @@ def measure_run(
 
     n_ok = sum(record.ok for record in records)
     new_tokens = sum(record.new_tokens or 0 for record in records)
-    metrics = window_metrics(
-        timeline,
-        phase="inference",
-        baseline_phases=("idle-before", "idle-after"),
-        n_requests=n_ok or None,
-        new_tokens=new_tokens or None,
-    )
+    metrics = _metrics_or_none(timeline, n_ok, new_tokens, failed=failure is not None)
     run = {
         "status": "failed" if failure else "ok",
         "failure": failure,
@@ -239,7 +236,7 @@ def measure_run(
         "equivalence": equivalence,
         "engine_info": health.get("engine_info"),
         "device": health.get("device"),
-        "metrics": metrics.to_dict(),
+        "metrics": metrics.to_dict() if metrics is not None else {},
         "generation": dict(generation),
         "protocol": dict(protocol),
         "meters": meter_settings,
@@ -257,6 +254,20 @@ def measure_run(
         timeline.to_parquet(staging / "timeline.parquet")
         write_atomic_json(staging / "run.json", run)
     return run
+
+
+def _metrics_or_none(timeline, n_ok: int, new_tokens: int, *, failed: bool):
+    """Window metrics of the inference phase; None for a failed run that never completed one
+    (a server that did not start), so the failure is kept with its own reason."""
+    if failed and timeline.phase_bounds("inference") is None:
+        return None
+    return window_metrics(
+        timeline,
+        phase="inference",
+        baseline_phases=("idle-before", "idle-after"),
+        n_requests=n_ok or None,
+        new_tokens=new_tokens or None,
+    )
 
 
 def _idle(sampler: Sampler, phase: str, seconds: float) -> None:
