@@ -20,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..io import atomic_path
 from .base import Availability, MeterInfo, Reading
 
 # "stop" covers shutting the server down between inference and idle-after (the protocol marks it).
@@ -45,6 +46,10 @@ SCHEMA: dict[str, pl.DataType] = {
     "measures": pl.String(),
     "update_period_s": pl.Float64(),
 }
+# The columns a sample row fills (the fields of a Reading).
+SAMPLE_COLUMNS = (
+    "t_s", "meter", "quantity", "value", "unit", "kind", "method", "sensor", "range_max",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,31 +144,15 @@ class Timeline:
                 "sensor": [r.sensor for r in self.samples],
                 "range_max": [r.range_max for r in self.samples],
             },
-            schema={
-                k: SCHEMA[k]
-                for k in (
-                    "row_type",
-                    "t_s",
-                    "meter",
-                    "quantity",
-                    "value",
-                    "unit",
-                    "kind",
-                    "method",
-                    "sensor",
-                    "range_max",
-                )
-            },
+            schema={k: SCHEMA[k] for k in ("row_type", *SAMPLE_COLUMNS)},
         )
         return pl.concat([head, samples], how="diagonal").select(list(SCHEMA))
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically: a crash never leaves a complete-looking timeline behind."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        self.to_frame().write_parquet(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as temporary:
+            self.to_frame().write_parquet(temporary)
         return path
 
     @classmethod
@@ -192,18 +181,7 @@ class Timeline:
                 markers.append(Marker(row["t_s"], row["phase"], row["event"]))
             elif kind == "error":
                 errors.append(MeterError(row["t_s"], row["meter"], row["reason"]))
-        sample_cols = (
-            "t_s",
-            "meter",
-            "quantity",
-            "value",
-            "unit",
-            "kind",
-            "method",
-            "sensor",
-            "range_max",
-        )
-        samples = frame.filter(pl.col("row_type") == "sample").select(sample_cols)
+        samples = frame.filter(pl.col("row_type") == "sample").select(SAMPLE_COLUMNS)
         readings = tuple(Reading(*row) for row in samples.iter_rows())
         interval_s = meta.pop("interval_s", 0.1)
         epoch_offset_s = meta.pop("epoch_offset_s", 0.0)
