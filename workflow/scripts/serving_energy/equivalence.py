@@ -8,11 +8,11 @@ engine, so both engines see identical inputs even after their tokens diverge.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .engines.base import Engine
+from .io import write_atomic_json
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,7 @@ class EquivalenceResult:
         return asdict(self)
 
     def to_json(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        write_atomic_json(Path(path), self.to_dict())
 
 
 def _logit_comparison(
