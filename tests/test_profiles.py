@@ -1,28 +1,36 @@
-"""The workflow profiles: default (one measurement at a time) and slurm (a node per measurement).
+"""The workflow profiles: default (one measurement at a time) and slurm (a node per model job).
 
-The slurm check needs no cluster: a dry run with the profile plans the paper's study, and each
-planned measurement's resources are turned into the sbatch command line by the plugin's own
-functions (the ones its executor calls before it runs sbatch).
+No cluster needed here: a dry run with the slurm profile plans the paper's study, and each planned
+job's resources are turned into the sbatch command line by the plugin's own functions
+(tests/cluster/plan.py). tests/cluster/ runs the smoke study on a real one-node SLURM cluster.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.cluster.plan import PROFILE, REPO, planned_jobs, sbatch_call
+
 DEFAULT = REPO / "profiles" / "default" / "config.yaml"
-SLURM = REPO / "profiles" / "slurm" / "config.yaml"
+SLURM = PROFILE / "config.yaml"
+# Jobs that hold a model in memory: each gets a whole node.
+WHOLE_NODE_RULES = (
+    "build_standin", "export_onnx", "export_openvino", "export_torchscript", "check_engine",
+    "measure",
+)  # fmt: skip
+GPU_RULES = ("export_torchscript", "check_engine", "measure")
 
 
 def resource_list(profile: dict, key: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in profile.get(key, []))
+
+
+def slurm_profile() -> dict:
+    return yaml.safe_load(SLURM.read_text())
 
 
 def test_profiles_parse():
@@ -38,13 +46,20 @@ def test_default_profile_serialises_measurements():
 
 
 def test_slurm_profile_settings():
-    profile = yaml.safe_load(SLURM.read_text())
+    profile = slurm_profile()
     assert profile["executor"] == "slurm"
     assert int(resource_list(profile, "resources")["machine"]) > 1  # node-local lock
     assert "cuda={policy: require}" in profile["config"]
     assert {"runtime", "mem_mb"} <= set(profile["default-resources"])
-    for rule in ("measure", "check_engine"):
-        assert profile["set-resources"][rule]["slurm_extra"] == "'--exclusive'"
+    # squeue, not sacct: works without accounting and sees "CANCELLED" (plugin 2.8.0 hangs on
+    # sacct's "CANCELLED by <uid>"); the plugin needs MinJobAge >= 3 x the first check delay.
+    assert profile["slurm-status-command"] == "squeue"
+    assert 3 * profile["slurm-init-seconds-before-status-checks"] <= 180
+    assert profile["max-jobs-per-timespan"] == "1/1s"  # submissions one by one, by priority
+    assert "set-threads" not in profile  # CPUs come from SLURM, not from a figure in the profile
+    for rule in WHOLE_NODE_RULES:
+        block = profile["set-resources"][rule]
+        assert block["slurm_extra"] == "'--exclusive'" and block["mem_mb"] == 0, rule
 
 
 def test_slurm_workflow_profile_replaces_the_default_one():
@@ -52,7 +67,7 @@ def test_slurm_workflow_profile_replaces_the_default_one():
     from snakemake.cli import parse_args
 
     snakefile = str(REPO / "Snakefile")
-    _, args = parse_args(["--workflow-profile", str(SLURM.parent), "-n", "-s", snakefile])
+    _, args = parse_args(["--workflow-profile", str(PROFILE), "-n", "-s", snakefile])
     assert args.executor == "slurm"
     assert args.resources["machine"].value == 1000
     assert args.keep_going is True
@@ -62,82 +77,74 @@ def test_slurm_workflow_profile_replaces_the_default_one():
     assert args.executor in (None, "local")
 
 
-@pytest.fixture(scope="module")
-def planned_jobs(tmp_path_factory) -> list[dict]:
-    """Dry run of the paper's study with the slurm profile; every planned job's block, parsed."""
-    workdir = tmp_path_factory.mktemp("slurm-dry-run")
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "snakemake", "-n",
-            "-s", str(REPO / "Snakefile"),
-            "--workflow-profile", str(SLURM.parent),
-            "--configfile", str(REPO / "config" / "config.yaml"),
-            "-d", str(workdir),
-        ],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
+def test_command_line_set_resources_replaces_the_profiles_whole_block():
+    """What the README warns about: one --set-resources drops every rule's --exclusive and GPU."""
+    from snakemake.cli import parse_args
+
+    argv = ["--workflow-profile", str(PROFILE), "-n", "-s", str(REPO / "Snakefile")]
+    _, args = parse_args(argv)
+    assert "slurm_extra" in args.set_resources["check_engine"]
+    _, args = parse_args([*argv, "--set-resources", "measure:runtime=600"])
+    assert set(args.set_resources) == {"measure"}
+    assert set(args.set_resources["measure"]) == {"runtime"}
+
+
+@pytest.mark.parametrize(("cpus_on_node", "expected"), [(None, 1), ("16", 16), ("2", 2)])
+def test_whole_node_jobs_ask_one_cpu_and_run_on_every_cpu_of_the_node(
+    monkeypatch, cpus_on_node, expected
+):
+    """cpus_per_task is evaluated where Snakemake submits (no SLURM_CPUS_ON_NODE: 1, sbatch gets
+    --cpus-per-task=1 beside --exclusive) and again in the job, where SLURM sets it to the node's
+    CPUs: the plugin's srun step then gets all of them."""
+    from snakemake.resources import Resource
+
+    expression = slurm_profile()["set-resources"]["measure"]["cpus_per_task"]
+    if cpus_on_node is None:
+        monkeypatch.delenv("SLURM_CPUS_ON_NODE", raising=False)
+    else:
+        monkeypatch.setenv("SLURM_CPUS_ON_NODE", cpus_on_node)
+    value = Resource.cli_evaluator(
+        "cpus_per_task", expression, wildcards=SimpleNamespace(), input=[], attempt=1,
+        async_run=None,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    jobs = []
-    for block in re.split(r"\n(?=rule \w+:\n)", result.stdout):
-        header = re.match(r"rule (\w+):\n", block)
-        if not header:
-            continue
-        job = {"rule": header.group(1), "wildcards": {}, "resources": {}}
-        for key in ("wildcards", "resources"):
-            line = re.search(rf"^    {key}: (.*)$", block, re.M)
-            if line:
-                job[key] = dict(item.split("=", 1) for item in line.group(1).split(", "))
-        threads = re.search(r"^    threads: (\d+)$", block, re.M)
-        job["threads"] = int(threads.group(1)) if threads else 1
-        jobs.append(job)
-    return jobs
+    assert value == expected
 
 
-class _Resources(dict):
-    __getattr__ = dict.get
+@pytest.fixture(scope="module")
+def paper_jobs(tmp_path_factory) -> list[dict]:
+    """Dry run of the paper's study with the slurm profile."""
+    return planned_jobs(REPO / "config" / "config.yaml", tmp_path_factory.mktemp("slurm-plan"))
 
 
-def sbatch_call(job: dict) -> str:
-    """The plugin's sbatch command line for a planned job (as its run_job builds it)."""
-    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
-    from snakemake_executor_plugin_slurm.utils import set_gres_string
-    from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
-
-    resources = _Resources()
-    for name, value in job["resources"].items():
-        resources[name] = int(value) if value.isdigit() else value
-    fake = SimpleNamespace(
-        name=job["rule"], resources=resources, threads=job["threads"], is_group=lambda: False
-    )
-    validate_slurm_extra(fake)
-    params = {
-        "run_uuid": "uuid", "slurm_logfile": "slurm/%j.log", "comment_str": f"rule_{job['rule']}",
-        "account": "", "partition": "", "workdir": ".",
-    }  # fmt: skip
-    return get_submit_command(fake, params) + set_gres_string(fake)
-
-
-def test_dry_run_plans_the_whole_study(planned_jobs):
-    measures = [job for job in planned_jobs if job["rule"] == "measure"]
+def test_dry_run_plans_the_whole_study(paper_jobs):
+    measures = [job for job in paper_jobs if job["rule"] == "measure"]
     assert len(measures) == 12 * 7 * 10  # CUDA configurations kept (cuda policy: require)
 
 
-@pytest.mark.parametrize("rule", ["measure", "check_engine"])
-def test_measurement_jobs_request_an_exclusive_node_and_gpus_only_for_cuda(planned_jobs, rule):
-    jobs = [job for job in planned_jobs if job["rule"] == rule]
-    providers = {job["wildcards"]["provider"] for job in jobs}
-    assert providers == {"cpu", "cuda"}
+@pytest.mark.parametrize("rule", WHOLE_NODE_RULES[1:])  # build_standin: the paper has no stand-in
+def test_model_jobs_get_a_whole_node_and_gpus_only_for_cuda(paper_jobs, rule):
+    jobs = [job for job in paper_jobs if job["rule"] == rule]
+    assert jobs
     for job in jobs:
         call = sbatch_call(job)
-        assert " --exclusive" in call, call
-        assert "--mem 64000" in call if rule == "measure" else "--mem 32000" in call
-        if job["wildcards"]["provider"] == "cuda":
+        # the whole node: every CPU and (no --mem) all its memory; sbatch accepts it on any node
+        assert " --exclusive" in call and " --cpus-per-task=1" in call, call
+        assert "--mem" not in call, call
+        if job["wildcards"].get("provider") == "cuda" and rule in GPU_RULES:
             assert re.search(r" --gpus=1\b", call), call
         else:
             assert "--gpus" not in call and "--gres" not in call, call
 
 
-def test_other_jobs_share_nodes(planned_jobs):
-    for job in planned_jobs:
-        if job["rule"] not in {"measure", "check_engine", "all"}:
-            assert "--exclusive" not in sbatch_call(job), job
+def test_other_jobs_share_nodes(paper_jobs):
+    others = [job for job in paper_jobs if job["rule"] not in (*WHOLE_NODE_RULES, "all")]
+    assert {job["rule"] for job in others} >= {"fetch_model", "merge_runs", "sample_prompts"}
+    for job in others:
+        call = sbatch_call(job)
+        assert "--exclusive" not in call and "--gpus" not in call, call
+        assert " --mem 8000" in call and " -t 60" in call, call
+
+
+def test_measurements_carry_the_seeded_order_as_priority(paper_jobs):
+    priorities = [job["priority"] for job in paper_jobs if job["rule"] == "measure"]
+    assert sorted(priorities) == list(range(1, 12 * 7 * 10 + 1))
