@@ -1,0 +1,330 @@
+"""The smoke study through profiles/slurm on a real one-node SLURM cluster, as the README says.
+
+The README's two smoke-study commands run in a copy of the workflow, against the cluster of
+conftest.py (no accounting: job states come from squeue, job records from the job-completion file).
+While the second command runs, one measurement is cancelled with `scancel` once its server is up;
+the second command is then run again, as the README says to do after a failure. The tests check what
+SLURM and the workflow recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.localslurm import LocalSlurm
+from tests.helpers import REPO, offline_environment
+
+pytestmark = pytest.mark.slurm
+
+SMOKE_RUNS = 2 * 4 * 2  # models x configurations x repetitions
+CANCELLED_START = 3  # the third measurement to start is the one cancelled
+COMMAND_TIMEOUT_S = 900
+# Plugin log line for every submission; the log path names the rule and the job's wildcards.
+SUBMITTED = re.compile(
+    r"Job \d+ has been submitted with SLURM jobid (?P<id>\d+) "
+    r"\(log: \S*/(?:rule|group)_(?P<rule>\w+)/(?:(?P<wildcards>[^/\s]+)/)?\d+\.log\)"
+)
+MODEL_JOBS = {"measure", "check_engine"}  # jobs that must never share the machine
+
+
+def readme_smoke_commands() -> list[str]:
+    """The commands of the README's smoke-study block in "Scale-out on a cluster"."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Scale-out on a cluster") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    smoke = [block for block in blocks if "config/smoke.yaml" in block]
+    assert len(smoke) == 1, "the README's cluster section has one smoke-study block"
+    return [line.strip() for line in smoke[0].splitlines() if line.startswith(".venv/bin/")]
+
+
+@dataclass
+class Invocation:
+    command: str
+    returncode: int
+    output: str
+    duration_s: float
+    jobs: dict[str, tuple[str, str]]  # SLURM job id -> (rule, wildcards joined by "_")
+
+    def ids(self, rule: str) -> list[str]:
+        return [job_id for job_id, (name, _) in self.jobs.items() if name == rule]
+
+
+@dataclass
+class Cancellation:
+    job_id: str = ""
+    wildcards: str = ""
+    at_job_end: list[str] = field(default_factory=list)  # its processes when SLURM let go of it
+    after_kill_wait: list[str] = field(default_factory=list)  # ... and KillWait seconds later
+    note: str = ""
+
+
+@dataclass
+class ClusterStudy:
+    workdir: Path
+    cluster: LocalSlurm
+    prepare: Invocation
+    measure: Invocation
+    redo: Invocation
+    cancellation: Cancellation
+
+    @property
+    def invocations(self) -> list[Invocation]:
+        return [self.prepare, self.measure, self.redo]
+
+    def rule_of(self, job_id: str) -> str:
+        for invocation in self.invocations:
+            if job_id in invocation.jobs:
+                return invocation.jobs[job_id][0]
+        raise KeyError(job_id)
+
+
+def workflow_copy(root: Path) -> Path:
+    """The workflow's files in a fresh folder, with .venv pointing at the venv running the tests."""
+    workdir = root / "study"
+    workdir.mkdir()
+    for name in ("Snakefile", "workflow", "config", "envs", "profiles"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, workdir / name)
+    (workdir / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    return workdir
+
+
+def start(command: str, workdir: Path, cluster: LocalSlurm) -> subprocess.Popen:
+    env = {**offline_environment(), "SLURM_CONF": cluster.env["SLURM_CONF"]}
+    return subprocess.Popen(
+        shlex.split(command), cwd=workdir, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def run(command: str, workdir: Path, cluster: LocalSlurm, while_running=None) -> Invocation:
+    started_s = time.monotonic()
+    process = start(command, workdir, cluster)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        if while_running is not None:
+            while_running(process)
+        process.wait(timeout=COMMAND_TIMEOUT_S)
+    finally:  # a timeout or an interrupted test must not leave Snakemake running
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    reader.join(timeout=60)
+    output = "".join(lines)
+    jobs = {
+        match["id"]: (match["rule"], match["wildcards"] or "")
+        for match in SUBMITTED.finditer(output)
+    }
+    return Invocation(command, process.returncode, output, time.monotonic() - started_s, jobs)
+
+
+def cancel_one_measurement(cluster: LocalSlurm, workdir: Path, cancellation: Cancellation):
+    """scancel the CANCELLED_START-th measurement to start, once its model server has started."""
+
+    def watch(process: subprocess.Popen) -> None:
+        started: list[str] = []
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        while process.poll() is None and time.monotonic() < deadline:
+            for line in cluster.squeue("%i|%T|%k"):
+                job_id, state, comment = line.split("|", 2)
+                if state == "RUNNING" and comment.startswith("rule_measure_wildcards_"):
+                    if job_id not in started:
+                        started.append(job_id)
+            if len(started) >= CANCELLED_START:
+                break
+            time.sleep(0.5)
+        else:
+            cancellation.note = f"only {len(started)} measurements started"
+            return
+        job_id = started[CANCELLED_START - 1]
+        comment = next(
+            line.split("|", 2)[2] for line in cluster.squeue("%i|%T|%k") if line.startswith(job_id)
+        )
+        wildcards = comment.removeprefix("rule_measure_wildcards_")
+        model, engine, provider, rep = wildcards.rsplit("_", 3)
+        server_log = (
+            workdir / f"results/logs/measure/{model}/{engine}-{provider}/rep{rep}.server.log"
+        )
+        deadline = time.monotonic() + 180
+        while not (server_log.is_file() and server_log.stat().st_size > 0):
+            if time.monotonic() > deadline:
+                cancellation.note = f"no server log at {server_log} after 180 s"
+                break
+            time.sleep(0.2)
+        cluster.run(["scancel", job_id])
+        cancellation.job_id, cancellation.wildcards = job_id, wildcards
+        while cluster.squeue("%i", states="RUNNING,COMPLETING").count(job_id):
+            time.sleep(0.5)
+        cancellation.at_job_end = processes_of_job(job_id)
+        time.sleep(cluster.kill_wait_s)  # the study goes on meanwhile
+        cancellation.after_kill_wait = processes_of_job(job_id)
+
+    return watch
+
+
+def processes_of_job(job_id: str) -> list[str]:
+    """Processes still alive that SLURM started for the job (SLURM_JOB_ID in their environment)."""
+    survivors = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            if f"SLURM_JOB_ID={job_id}".encode() in environ:
+                survivors.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return survivors
+
+
+@pytest.fixture(scope="module")
+def study(slurm_cluster, tmp_path_factory) -> ClusterStudy:
+    prepare_command, measure_command = readme_smoke_commands()
+    workdir = workflow_copy(tmp_path_factory.mktemp("slurm-smoke"))
+    prepare = run(prepare_command, workdir, slurm_cluster)
+    assert prepare.returncode == 0, prepare.output[-6000:] + slurm_cluster.daemon_logs()
+    cancellation = Cancellation()
+    measure = run(
+        measure_command,
+        workdir,
+        slurm_cluster,
+        while_running=cancel_one_measurement(slurm_cluster, workdir, cancellation),
+    )
+    assert cancellation.job_id, cancellation.note + measure.output[-6000:]
+    redo = run(measure_command, workdir, slurm_cluster)
+    assert redo.returncode == 0, redo.output[-6000:] + slurm_cluster.daemon_logs()
+    print(
+        "SLURM smoke: "
+        + ", ".join(
+            f"{i.command.split()[-1]} {i.duration_s:.0f} s" for i in (prepare, measure, redo)
+        )
+    )
+    return ClusterStudy(workdir, slurm_cluster, prepare, measure, redo, cancellation)
+
+
+def run_folders(workdir: Path) -> list[Path]:
+    return sorted(path.parent for path in workdir.glob("results/runs/*/*/rep*/run.json"))
+
+
+def test_the_cluster_has_no_accounting_and_keeps_finished_jobs_long_enough(study):
+    """The recipe for clusters without slurmdbd: squeue states, MinJobAge >= 180 s."""
+    sacct = study.cluster.run(["sacct", "-X", "-n"], check=False)
+    assert sacct.returncode != 0 or not sacct.stdout.strip()
+    assert int(study.cluster.config_value("MinJobAge").split()[0]) >= 180
+    for invocation in study.invocations:
+        assert "Falling back to 'sacct'" not in invocation.output
+
+
+def test_every_slurm_job_completed(study):
+    records = study.cluster.finished_jobs()
+    for invocation in study.invocations:
+        assert invocation.jobs, invocation.output[-3000:]
+        for job_id in invocation.jobs:
+            expected = "CANCELLED" if job_id == study.cancellation.job_id else "COMPLETED"
+            assert records[job_id].state == expected, (job_id, invocation.jobs[job_id])
+    prepared = {rule for rule, _ in study.prepare.jobs.values()}
+    assert "measure" not in prepared and {"export_onnx", "check_engine"} <= prepared
+    assert len(study.measure.ids("measure")) == SMOKE_RUNS
+
+
+def test_no_measurement_or_check_overlapped_another_job(study):
+    records = study.cluster.finished_jobs()
+    jobs = [records[job_id] for invocation in study.invocations for job_id in invocation.jobs]
+    for job in jobs:
+        if study.rule_of(job.job_id) not in MODEL_JOBS:
+            continue
+        for other in jobs:
+            if other.job_id != job.job_id:
+                overlap = job.start_s < other.end_s and other.start_s < job.end_s
+                assert not overlap, (job, study.rule_of(other.job_id), other)
+
+
+def test_every_run_names_its_slurm_job(study):
+    folders = run_folders(study.workdir)
+    assert len(folders) == SMOKE_RUNS
+    measured = {
+        wildcards: job_id
+        for invocation in study.invocations
+        for job_id, (rule, wildcards) in invocation.jobs.items()
+        if rule == "measure"
+    }  # the last job of each run: the redo replaces the cancelled one
+    for folder in folders:
+        run = json.loads((folder / "run.json").read_text())
+        model, configuration, rep = folder.relative_to(study.workdir / "results/runs").parts
+        wildcards = f"{model}_{configuration.replace('-', '_')}_{rep.removeprefix('rep')}"
+        assert run["status"] == "ok"
+        assert run["machine"]["slurm_job_id"] == measured[wildcards], folder
+
+
+def test_cancelled_measurement_is_kept_as_failed(study):
+    model, engine, provider, rep = study.cancellation.wildcards.rsplit("_", 3)
+    failed = study.workdir / f"results/failed/{model}/{engine}-{provider}/rep{rep}"
+    records = sorted(failed.glob("*/failure.json"))
+    assert records, f"nothing kept under {failed} for the scancelled job (needs SIGTERM handling)"
+    failure = json.loads(records[-1].read_text())
+    assert failure["status"] == "failed"
+    assert re.search(r"SIGTERM|signal 15|terminated", failure["failure"], re.I), failure["failure"]
+    assert failure["machine"]["slurm_job_id"] == study.cancellation.job_id
+
+
+def test_cancelled_measurement_took_its_server_with_it(study):
+    """Once SLURM has freed the node, nothing of the job may still run on it: above all no model
+    server (it would load the node that the next measurement gets). Snakemake's own processes in
+    the job, reparented when the job's shell dies, may take a moment; KillWait is their limit."""
+    servers = [command for command in study.cancellation.at_job_end if "serving_energy" in command]
+    assert servers == []
+    assert study.cancellation.after_kill_wait == []
+
+
+def test_cancelled_measurement_is_redone_alone(study):
+    assert study.measure.returncode != 0  # one job failed; keep-going ran the others
+    redone = [study.redo.jobs[job_id][1] for job_id in study.redo.ids("measure")]
+    assert redone == [study.cancellation.wildcards]
+    assert not {"export_onnx", "check_engine"} & {rule for rule, _ in study.redo.jobs.values()}
+
+
+def test_measurements_start_in_the_seeded_order(study):
+    """On one node, measurements start exactly in the study's seeded random order (priority)."""
+    records = study.cluster.finished_jobs()
+    priorities = {}
+    for folder in run_folders(study.workdir):
+        run = json.loads((folder / "run.json").read_text())
+        model, configuration, rep = folder.relative_to(study.workdir / "results/runs").parts
+        key = f"{model}_{configuration.replace('-', '_')}_{rep.removeprefix('rep')}"
+        priorities[key] = run["run_order"]["priority"]
+    started = sorted(
+        study.measure.ids("measure"), key=lambda job_id: (records[job_id].start_s, int(job_id))
+    )
+    order = [priorities[study.measure.jobs[job_id][1]] for job_id in started]
+    assert order == sorted(order, reverse=True), order
+
+
+def test_analysis_counts_every_run_and_the_cancelled_attempt(study):
+    import polars as pl
+
+    runs = pl.read_csv(study.workdir / "results/metrics/runs.csv")
+    assert runs.height == SMOKE_RUNS
+    failed = pl.read_csv(study.workdir / "results/metrics/failed_runs.csv")
+    assert failed.height == 1
+    assert (study.workdir / "results/replication-package.zip").is_file()
