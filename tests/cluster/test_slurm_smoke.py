@@ -36,6 +36,7 @@ SUBMITTED = re.compile(
     r"\(log: \S*/(?:rule|group)_(?P<rule>\w+)/(?:(?P<wildcards>[^/\s]+)/)?\d+\.log\)"
 )
 MODEL_JOBS = {"measure", "check_engine"}  # jobs that must never share the machine
+SERVER = "serving_energy.server"  # in the command line of the model server a measurement starts
 
 
 def readme_smoke_commands() -> list[str]:
@@ -139,7 +140,7 @@ def run(command: str, workdir: Path, cluster: LocalSlurm, while_running=None) ->
     return Invocation(command, process.returncode, output, time.monotonic() - started_s, jobs)
 
 
-def cancel_one_measurement(cluster: LocalSlurm, workdir: Path, cancellation: Cancellation):
+def cancel_one_measurement(cluster: LocalSlurm, cancellation: Cancellation):
     """scancel the CANCELLED_START-th measurement to start, once its model server has started."""
 
     def watch(process: subprocess.Popen) -> None:
@@ -162,14 +163,11 @@ def cancel_one_measurement(cluster: LocalSlurm, workdir: Path, cancellation: Can
             line.split("|", 2)[2] for line in cluster.squeue("%i|%T|%k") if line.startswith(job_id)
         )
         wildcards = comment.removeprefix("rule_measure_wildcards_")
-        model, engine, provider, rep = wildcards.rsplit("_", 3)
-        server_log = (
-            workdir / f"results/logs/measure/{model}/{engine}-{provider}/rep{rep}.server.log"
-        )
+        # cancel while its model server runs: the moment a killed job can leave a server behind
         deadline = time.monotonic() + 180
-        while not (server_log.is_file() and server_log.stat().st_size > 0):
+        while not any(SERVER in command for command in processes_of_job(job_id)):
             if time.monotonic() > deadline:
-                cancellation.note = f"no server log at {server_log} after 180 s"
+                cancellation.note = f"no model server of job {job_id} seen within 180 s"
                 break
             time.sleep(0.2)
         cluster.run(["scancel", job_id])
@@ -209,7 +207,7 @@ def study(slurm_cluster, tmp_path_factory) -> ClusterStudy:
         measure_command,
         workdir,
         slurm_cluster,
-        while_running=cancel_one_measurement(slurm_cluster, workdir, cancellation),
+        while_running=cancel_one_measurement(slurm_cluster, cancellation),
     )
     assert cancellation.job_id, cancellation.note + measure.output[-6000:]
     redo = run(measure_command, workdir, slurm_cluster)
@@ -238,6 +236,8 @@ def test_the_cluster_has_no_accounting_and_keeps_finished_jobs_long_enough(study
 
 def test_every_slurm_job_completed(study):
     records = study.cluster.finished_jobs()
+    submitted = {job_id for invocation in study.invocations for job_id in invocation.jobs}
+    assert set(records) == submitted  # SLURM ran nothing Snakemake did not report
     for invocation in study.invocations:
         assert invocation.jobs, invocation.output[-3000:]
         for job_id in invocation.jobs:
@@ -292,7 +292,8 @@ def test_cancelled_measurement_took_its_server_with_it(study):
     """Once SLURM has freed the node, nothing of the job may still run on it: above all no model
     server (it would load the node that the next measurement gets). Snakemake's own processes in
     the job, reparented when the job's shell dies, may take a moment; KillWait is their limit."""
-    servers = [command for command in study.cancellation.at_job_end if "serving_energy" in command]
+    assert study.cancellation.note == ""  # it was cancelled while its server ran
+    servers = [command for command in study.cancellation.at_job_end if SERVER in command]
     assert servers == []
     assert study.cancellation.after_kill_wait == []
 
