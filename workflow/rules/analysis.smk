@@ -22,12 +22,23 @@ rule merge_runs:
             category="Metrics",
             labels={"table": "engine equivalence"},
         ),
+        superseded=report(
+            "results/metrics/superseded_runs.csv",
+            caption="../report/superseded_runs.rst",
+            category="Metrics",
+            labels={"table": "superseded runs"},
+        ),
     log:
         "results/logs/merge_runs.log",
     conda:
         "../../envs/analysis.yaml"
     params:
-        failed_root="results/failed",
+        # Every run of the study that exists is merged: a subset invocation (targets) adds its
+        # runs to the study's tables instead of replacing them.
+        other_runs=other_existing_runs(),
+        other_checks=other_existing_checks(),
+        models=model_descriptions(),
+        validity=config["validity"],
     script:
         "../scripts/merge_runs.py"
 
@@ -149,5 +160,6 @@ rule replication_package:
         summary=study_summary(),
         config=config,
         command=workflow_command(),
+        planned_runs=[key.to_dict() for key in STUDY_RUNS],
     script:
         "../scripts/replication_package.py"

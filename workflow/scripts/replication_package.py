@@ -20,6 +20,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         failed=pl.read_csv(inputs_.failed, infer_schema_length=None),
         equivalence=pl.read_csv(inputs_.equivalence, infer_schema_length=None),
         software=library_versions(),
+        planned_runs=params.planned_runs,
     )
     files = write_package(
         inputs,

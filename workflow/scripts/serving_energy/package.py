@@ -13,6 +13,7 @@ import polars as pl
 import yaml
 
 from serving_energy.io import atomic_path, write_atomic_text
+from serving_energy.layout import RUN_FILES, ResultsLayout, RunKey
 
 ARCHIVE_NAME = "replication-package.zip"
 CHECKSUMS_NAME = "SHA256SUMS"
@@ -27,9 +28,12 @@ FOLDERS = {
     "runs/": "`<model>/<engine>-<provider>/rep<N>/`: one folder per measured run: `run.json` "
     "(metadata, metrics and the method of every energy figure), `requests.parquet` (one row per "
     "request), `timeline.parquet` (every meter sample and phase marker on one clock).",
-    "failed/": "failed attempts, each with `failure.json` (the reason) and its partial data; never "
-    "part of the analysis.",
-    "metrics/": "`runs.parquet`/`runs.csv` (one row per run), `failed_runs.csv`, `equivalence.csv`.",
+    "failed/": "failed, interrupted or unfinished attempts, each with `failure.json` (the reason) "
+    "and its partial data and logs; never part of the analysis.",
+    "superseded/": "complete runs that a later measurement of the same run replaced, each with "
+    "`superseded.json` (why); kept for the record, never part of the analysis.",
+    "metrics/": "`runs.parquet`/`runs.csv` (one row per run), `failed_runs.csv`, "
+    "`superseded_runs.csv`, `equivalence.csv`.",
     "stats/": "tidy tables of every statistical test (`tests.csv`) and post-hoc pair "
     "(`posthoc.csv`), with LaTeX versions.",
     "tables/": "the paper's Tables 4 and 5 (CSV, LaTeX) and the saving ranges quoted in the text.",
@@ -48,6 +52,48 @@ class PackageInputs:
     failed: pl.DataFrame
     equivalence: pl.DataFrame
     software: Mapping[str, str]
+    planned_runs: Sequence[Mapping] = ()
+
+
+class InconsistentPackage(RuntimeError):
+    """The tables list a run whose files are not there: the package would contradict itself."""
+
+
+def run_keys(runs: pl.DataFrame) -> list[RunKey]:
+    return [
+        RunKey.of(model, engine, provider, rep)
+        for model, engine, provider, rep in runs.select(
+            "model", "engine", "provider", "rep"
+        ).iter_rows()
+    ]
+
+
+def check_runs_present(results_dir: Path, runs: pl.DataFrame) -> None:
+    """Refuse to package while ``runs`` lists a run whose folder or files are missing."""
+    layout = ResultsLayout(Path(results_dir))
+    missing = [
+        f"{layout.run_dir(key).relative_to(layout.root).as_posix()}/{name}"
+        for key in run_keys(runs)
+        for name in RUN_FILES
+        if not (layout.run_dir(key) / name).is_file()
+    ]
+    if missing:
+        shown = "\n  ".join(missing[:20]) + ("\n  ..." if len(missing) > 20 else "")
+        raise InconsistentPackage(
+            f"the merged tables list {len(missing)} run files that are not in {results_dir}:\n  "
+            f"{shown}\nRun the workflow again without targets to measure them again (it "
+            "re-makes missing runs), or restore them from a copy."
+        )
+
+
+def missing_runs(runs: pl.DataFrame, planned: Sequence[Mapping]) -> list[str]:
+    """Planned runs of the study that are not (yet) in the tables."""
+    present = set(run_keys(runs))
+    return [
+        str(key)
+        for key in (RunKey.of(p["model"], p["engine"], p["provider"], p["rep"]) for p in planned)
+        if key not in present
+    ]
 
 
 def packaged_files(results_dir: Path, exclude: Iterable[Path] = ()) -> list[Path]:
@@ -128,6 +174,19 @@ def render_readme(inputs: PackageInputs) -> str:
         if "passed" in inputs.equivalence.columns
         else inputs.equivalence.head(0)
     )
+    missing = missing_runs(runs, inputs.planned_runs) if inputs.planned_runs else []
+    if not inputs.planned_runs:
+        completeness = ""
+    elif not missing:
+        completeness = f"- complete: all {len(inputs.planned_runs)} planned runs are here"
+    else:
+        shown = ", ".join(missing[:20]) + (
+            f", and {len(missing) - 20} more" if len(missing) > 20 else ""
+        )
+        completeness = (
+            f"- **incomplete: {len(missing)} of {len(inputs.planned_runs)} planned runs are not "
+            f"measured yet**: {shown}"
+        )
     sections = [
         f"# Replication package: {study.get('name')}",
         str(study.get("description") or ""),
@@ -144,7 +203,8 @@ def render_readme(inputs: PackageInputs) -> str:
         "repetitions\n"
         f"- configurations: {', '.join(study.get('configurations', []))}\n"
         "- excluded configurations: "
-        + (", ".join(f"{label} ({why})" for label, why in excluded.items()) or "none"),
+        + (", ".join(f"{label} ({why})" for label, why in excluded.items()) or "none")
+        + (f"\n{completeness}" if completeness else ""),
         "## Measured or estimated\n"
         + "\n".join(energy_methods(runs))
         + "\n\nAn estimate is never a measurement: it comes from CPU load and a configured power "
@@ -192,6 +252,7 @@ def write_package(
     exclude: Iterable[Path] = (),
 ) -> Sequence[Path]:
     results_dir = Path(inputs.results_dir)
+    check_runs_present(results_dir, inputs.runs)
     write_atomic_text(
         results_dir / CONFIG_SNAPSHOT, yaml.safe_dump(dict(inputs.config), sort_keys=False)
     )
