@@ -114,7 +114,7 @@ class DataLabels:
         if self.standin_models:
             caveats.append("STAND-IN models")
         if self.invalid_kept:
-            caveats.append(f"{self.invalid_kept} invalid run(s) kept")
+            caveats.append(f"{self.invalid_kept} invalid run(s) kept (crosses)")
         return " | ".join([f"analysis method: {self.method}", *caveats])
 
     def caption(self, text: str) -> str:
