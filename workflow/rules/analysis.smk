@@ -43,6 +43,28 @@ rule merge_runs:
         "../scripts/merge_runs.py"
 
 
+rule excluded_runs:
+    input:
+        "results/metrics/runs.parquet",
+    output:
+        report(
+            "results/metrics/excluded_runs.csv",
+            caption="../report/excluded_runs.rst",
+            category="Metrics",
+            labels={"table": "runs left out of the analysis"},
+        ),
+    log:
+        "results/logs/excluded_runs.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        method=config["analysis"]["method"],
+        configurations=config["analysis"]["configurations"],
+        invalid_runs=config["analysis"]["invalid_runs"],
+    script:
+        "../scripts/excluded_runs.py"
+
+
 rule statistical_tests:
     input:
         "results/metrics/runs.parquet",
@@ -67,6 +89,9 @@ rule statistical_tests:
         "../../envs/analysis.yaml"
     params:
         alpha=config["analysis"]["alpha"],
+        method=config["analysis"]["method"],
+        configurations=config["analysis"]["configurations"],
+        invalid_runs=config["analysis"]["invalid_runs"],
     script:
         "../scripts/statistical_tests.py"
 
@@ -100,6 +125,10 @@ rule paper_tables:
         "results/logs/paper_tables.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        method=config["analysis"]["method"],
+        configurations=config["analysis"]["configurations"],
+        invalid_runs=config["analysis"]["invalid_runs"],
     script:
         "../scripts/paper_tables.py"
 
@@ -118,6 +147,10 @@ rule figures:
         "results/logs/figures.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        method=config["analysis"]["method"],
+        configurations=config["analysis"]["configurations"],
+        invalid_runs=config["analysis"]["invalid_runs"],
     script:
         "../scripts/figures.py"
 

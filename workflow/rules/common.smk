@@ -256,6 +256,7 @@ def analysis_outputs():
         "results/metrics/runs.parquet",
         "results/metrics/runs.csv",
         "results/metrics/failed_runs.csv",
+        "results/metrics/excluded_runs.csv",
         "results/stats/tests.csv",
         "results/stats/posthoc.csv",
         "results/tables/table4_cpu.csv",
