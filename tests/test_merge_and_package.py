@@ -184,3 +184,22 @@ def test_the_readme_says_which_planned_runs_are_missing(tmp_path):
     readme = (results / "README.md").read_text()
     assert "incomplete: 1 of 2 planned runs are not measured yet" in readme
     assert "m <ONNX, CPU> rep 2" in readme
+
+
+def test_the_readme_lists_the_runs_left_out_and_the_method(tmp_path):
+    results = tmp_path / "results"
+    runs = merge_runs([complete_run(results, 1)])
+    excluded = pl.DataFrame(
+        {"model": ["m"], "configuration": ["<ONNX, CPU>"], "rep": [2],
+         "reasons": ["idle baseline: CPU usage 97.0 % in idle-before"]}
+    )  # fmt: skip
+    inputs = package_inputs(results, runs)
+    inputs = PackageInputs(
+        **{**inputs.__dict__, "excluded": excluded, "analysis_method": "paper"}
+    )
+    write_package(
+        inputs, results / "README.md", results / "SHA256SUMS", results / "replication-package.zip"
+    )
+    readme = (results / "README.md").read_text()
+    assert "**paper** analysis method" in readme
+    assert "m <ONNX, CPU> rep 2: idle baseline: CPU usage 97.0 % in idle-before" in readme

@@ -104,6 +104,43 @@ def test_analysis_outputs(study):
     assert len(list((study / "results/figures/timelines").glob("*.png"))) == len(CONFIGURATIONS)
 
 
+def test_every_table_stats_file_and_figure_says_estimate_and_stand_in(study):
+    results = study / "results"
+    labelled = [
+        *(results / "tables").glob("*.csv"),
+        *(results / "tables").glob("*.tex"),
+        results / "tables/savings.md",
+        results / "stats/tests.csv",
+        results / "stats/posthoc.csv",
+        *(results / "figures/study").glob("*.svg"),
+    ]
+    assert len(labelled) > 10
+    for path in labelled:
+        text = path.read_text()
+        if path.suffix == ".csv" and len(text.splitlines()) == 1:
+            assert text.rstrip().endswith("analysis_method,note"), path  # no rows to label
+            continue
+        assert "ESTIMATE" in text and "STAND-IN" in text, path
+        assert "paper" in text, path  # the analysis method that made it
+
+
+def test_runs_are_judged_and_the_left_out_ones_listed_with_reasons(study):
+    runs = pl.read_csv(study / "results/metrics/runs.csv")
+    assert runs["valid"].dtype == pl.Boolean
+    invalid = runs.filter(~pl.col("valid"))
+    assert invalid["invalid_reasons"].null_count() == 0
+    excluded = pl.read_csv(study / "results/metrics/excluded_runs.csv")
+    assert excluded.height == invalid.height  # smoke: invalid_runs exclude, every configuration in
+    readme = (study / "results/README.md").read_text()
+    assert "## Runs left out of the analysis" in readme
+    for model, configuration, rep, reasons in excluded.iter_rows():
+        assert f"{model} {configuration} rep {rep}: {reasons}" in readme
+    record = json.loads((study / "results/runs/tiny-gpt2/torch-cpu/rep1/run.json").read_text())
+    gates = {gate["name"] for gate in record["validity"]["gates"]}
+    assert {"prompts answered", "idle baseline", "cpu window resolution"} <= gates
+    assert (study / "results/calibration").is_dir()  # the host's idle, made by its first run
+
+
 def test_replication_package(study):
     results = study / "results"
     readme = (results / "README.md").read_text()
@@ -132,6 +169,7 @@ def test_report_builds_and_shows_every_figure(study):
     for figure in figures:
         assert any(name.endswith(figure) for name in names), figure
     assert any(name.endswith("runs.csv") for name in names)
+    assert any(name.endswith("excluded_runs.csv") for name in names)
 
 
 def test_notebook_runs_headless_on_the_results(study, tmp_path, monkeypatch):

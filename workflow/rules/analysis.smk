@@ -181,6 +181,7 @@ rule replication_package:
         runs="results/metrics/runs.parquet",
         failed="results/metrics/failed_runs.csv",
         equivalence="results/metrics/equivalence.csv",
+        excluded="results/metrics/excluded_runs.csv",
     output:
         readme="results/README.md",
         checksums="results/SHA256SUMS",

@@ -32,8 +32,10 @@ FOLDERS = {
     "and its partial data and logs; never part of the analysis.",
     "superseded/": "complete runs that a later measurement of the same run replaced, each with "
     "`superseded.json` (why); kept for the record, never part of the analysis.",
-    "metrics/": "`runs.parquet`/`runs.csv` (one row per run), `failed_runs.csv`, "
-    "`superseded_runs.csv`, `equivalence.csv`.",
+    "metrics/": "`runs.parquet`/`runs.csv` (one row per run, with `valid` and "
+    "`invalid_reasons`), `excluded_runs.csv` (runs left out of the analysis, with reasons), "
+    "`failed_runs.csv`, `superseded_runs.csv`, `equivalence.csv`.",
+    "calibration/": "`<host>.json`: each measuring host's idle, measured by its first run.",
     "stats/": "tidy tables of every statistical test (`tests.csv`) and post-hoc pair "
     "(`posthoc.csv`), with LaTeX versions.",
     "tables/": "the paper's Tables 4 and 5 (CSV, LaTeX) and the saving ranges quoted in the text.",
@@ -53,6 +55,8 @@ class PackageInputs:
     equivalence: pl.DataFrame
     software: Mapping[str, str]
     planned_runs: Sequence[Mapping] = ()
+    excluded: pl.DataFrame | None = None  # runs the analysis left out, with their reasons
+    analysis_method: str | None = None
 
 
 class InconsistentPackage(RuntimeError):
@@ -156,6 +160,21 @@ def energy_methods(runs: pl.DataFrame) -> list[str]:
     return lines
 
 
+def _excluded_section(excluded: pl.DataFrame | None) -> str:
+    if excluded is None or excluded.height == 0:
+        return "None: every run in `metrics/runs.csv` is in the tests, tables and figures."
+    rows = [
+        f"{model} {configuration} rep {rep}: {reasons}"
+        for model, configuration, rep, reasons in excluded.select(
+            "model", "configuration", "rep", "reasons"
+        ).iter_rows()
+    ]
+    return (
+        f"{excluded.height} runs are measured and kept but left out of the tests, tables and "
+        "figures (`metrics/excluded_runs.csv`):\n" + _bullets(rows)
+    )
+
+
 def _bullets(values: Iterable[str]) -> str:
     text = "\n".join(f"- {value}" for value in values)
     return text or "- none"
@@ -195,7 +214,13 @@ def render_readme(inputs: PackageInputs) -> str:
         "## How it was made\n"
         f"```\n{inputs.command}\n```\n"
         f"The complete configuration is in `{CONFIG_SNAPSHOT}`. Every run records the git commit "
-        "of the workflow, the SHA-256 of the configuration, the machine and library versions.",
+        "of the workflow, the SHA-256 of the configuration, the machine and library versions."
+        + (
+            f" The statistics, tables and figures were made with the **{inputs.analysis_method}** "
+            "analysis method (`analysis.method`; see the workflow's docs/analysis.md)."
+            if inputs.analysis_method
+            else ""
+        ),
         "## What each folder holds\n" + "\n".join(f"- `{k}` {v}" for k, v in FOLDERS.items()),
         "## The study\n"
         f"- {runs.height} runs: {runs['model'].n_unique()} models × "
@@ -219,6 +244,7 @@ def render_readme(inputs: PackageInputs) -> str:
         "## Hardware\n" + _bullets(hosts) + ("\n\nGPUs:\n" + _bullets(gpus) if gpus else ""),
         "## Software\n"
         + _bullets(f"{name} {version}" for name, version in sorted(inputs.software.items())),
+        "## Runs left out of the analysis\n" + _excluded_section(inputs.excluded),
         "## Failed attempts\n"
         + (
             f"{inputs.failed.height} failed attempts are listed in `metrics/failed_runs.csv` and "
