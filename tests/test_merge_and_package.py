@@ -194,9 +194,7 @@ def test_the_readme_lists_the_runs_left_out_and_the_method(tmp_path):
          "reasons": ["idle baseline: CPU usage 97.0 % in idle-before"]}
     )  # fmt: skip
     inputs = package_inputs(results, runs)
-    inputs = PackageInputs(
-        **{**inputs.__dict__, "excluded": excluded, "analysis_method": "paper"}
-    )
+    inputs = PackageInputs(**{**inputs.__dict__, "excluded": excluded, "analysis_method": "paper"})
     write_package(
         inputs, results / "README.md", results / "SHA256SUMS", results / "replication-package.zip"
     )

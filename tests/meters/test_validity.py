@@ -119,9 +119,13 @@ def test_unanswered_prompts_and_an_idle_gpu_are_flagged():
     assert not evaluate(quantities, ValidityThresholds()).valid
 
 
+# The estimate meter's real sensor text, with a " + " that once broke the meter lookup.
+SENSOR = "ESTIMATE, not measured: TDP 65 W x (0.1 + 0.9 x load^3) (CodeCarbon CPU-load model)"
+
+
 def test_estimated_power_needs_enough_samples():
     samples = tuple(
-        Reading(t / 10, "cpu_estimate", "cpu_power", 10.0, "W", "gauge", "estimate", "est")
+        Reading(t / 10, "cpu_estimate", "cpu_power", 10.0, "W", "gauge", "estimate", SENSOR)
         for t in range(0, 60)
     )
     timeline = Timeline(

@@ -64,7 +64,7 @@ def test_a_changed_measurement_setting_is_planned_and_announced_first(study):
     jobs, output = plan(study, "--config", "generation={max_new_tokens: 16}")
     assert jobs["measure"] == N_RUNS
     warning = output.index(f"{N_RUNS} of {N_RUNS} existing measured runs will be measured again")
-    assert "generation.max_new_tokens: 96 -> 16" in output
+    assert "generation.max_new_tokens: 256 -> 16" in output
     assert "--rerun-triggers" in output and "results/superseded/" in output
     assert warning < output.index("Job stats")  # said before the plan, not buried after it
 

@@ -55,7 +55,7 @@ def test_every_run_has_its_contract_files(study, model, configuration):
         assert run["equivalence"]["status"] == expected
         requests = pl.read_parquet(folder / "requests.parquet")
         assert requests["status"].to_list() == ["ok"] * 6
-        assert requests["new_tokens"].to_list() == [96] * 6
+        assert requests["new_tokens"].to_list() == [256] * 6
         assert (requests["end_s"] >= requests["start_s"]).all()
         assert requests["start_s"].is_sorted()
         timeline = pl.read_parquet(folder / "timeline.parquet")

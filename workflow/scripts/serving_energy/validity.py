@@ -143,7 +143,7 @@ def gate_quantities(
         energy = metrics.get(f"energy_{component}_j")
         if energy is None:
             continue
-        meter = _meter_of(timeline, metrics.get(f"energy_{component}_sensor"))
+        meter = metrics.get(f"energy_{component}_meter")
         components[component] = {
             "method": method,
             "energy_j": energy,
@@ -165,13 +165,6 @@ def gate_quantities(
         "gpu_usage_pct": metrics.get("gpu_usage_pct"),
         "calibration": dict(calibration) if calibration else None,
     }
-
-
-def _meter_of(timeline: Timeline, sensors: str | None) -> str | None:
-    if not sensors:
-        return None
-    first = sensors.split(" + ")[0]
-    return next((r.meter for r in timeline.samples if r.sensor == first), None)
 
 
 # -- step 2: the verdict -----------------------------------------------------------------------
