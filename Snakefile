@@ -1,7 +1,13 @@
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+
+from serving_energy.config_schema import check_against_schema
 
 # The paper's study, unless a study is given with --configfile (its config is not merged into it).
 if not workflow.overwrite_configfiles:
@@ -9,7 +15,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
+# --config values arrive as text: coerce them to the schema's types; one line per problem.
+check_against_schema(config, Path(workflow.basedir) / "config" / "schema.yaml")
+validate(config, "config/schema.yaml")  # fills in the schema's defaults
 
 
 include: "workflow/rules/common.smk"
@@ -22,4 +30,4 @@ include: "workflow/rules/analysis.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets,

@@ -3,8 +3,9 @@
 The paper's study is 12 models x 7 configurations x 10 repetitions (840 runs); the second size
 is ten times as many models. Goal: under 60 s for the paper's size on one workstation core.
 
-    .venv/bin/python benchmarks/bench_analysis.py                 # both sizes
+    .venv/bin/python benchmarks/bench_analysis.py                 # both sizes, both methods
     .venv/bin/python benchmarks/bench_analysis.py --models 12     # the paper's size only
+    .venv/bin/python benchmarks/bench_analysis.py --method paper  # one analysis method
 
 The synthetic runs come from ``tests/analysis/synthetic.py`` (the same generator the tests use).
 Merging runs is not timed here: it belongs to ``merge_runs`` and reads run folders from disk.
@@ -27,6 +28,8 @@ sys.path.insert(0, str(ROOT / "tests" / "analysis"))
 from synthetic import synthetic_runs  # noqa: E402
 
 from serving_energy import figures, stats, tables  # noqa: E402 (after sys.path)
+from serving_energy.method import METHODS, AnalysisMethod  # noqa: E402
+from serving_energy.selection import prepare_analysis  # noqa: E402
 
 
 def timed(label: str, work: Callable[[], object], timings: dict[str, float]) -> object:
@@ -41,14 +44,26 @@ def timed(label: str, work: Callable[[], object], timings: dict[str, float]) -> 
     return result
 
 
-def run_study(n_models: int, n_reps: int, out_dir: Path, model_figures: int | None) -> float:
-    runs = synthetic_runs(n_models=n_models, n_reps=n_reps, seed=0)
-    print(f"{n_models} models x 7 configurations x {n_reps} repetitions = {runs.height} runs")
+def run_study(
+    n_models: int, n_reps: int, out_dir: Path, model_figures: int | None, method: AnalysisMethod
+) -> float:
+    all_runs = synthetic_runs(n_models=n_models, n_reps=n_reps, seed=0)
+    print(
+        f"{n_models} models x 7 configurations x {n_reps} repetitions = {all_runs.height} runs, "
+        f"method {method.name}"
+    )
     print(f"  (load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     timings: dict[str, float] = {}
+    analysis = timed(
+        "selection and labels",
+        lambda: prepare_analysis(all_runs, method=method.name, invalid_runs="exclude"),
+        timings,
+    )
+    runs, labels = analysis.runs, analysis.labels
+    shown = method.presented_runs(runs)
 
     def statistics() -> None:
-        result = stats.analyse_runs(runs)
+        result = stats.analyse_runs(runs, method=method)
         stats.write_stats(result, out_dir / "stats")
         stats.write_tests_latex(result.tests, out_dir / "stats" / "tests.tex")
         stats.write_posthoc_latex(result.posthoc, out_dir / "stats" / "posthoc.tex")
@@ -56,23 +71,37 @@ def run_study(n_models: int, n_reps: int, out_dir: Path, model_figures: int | No
     def paper_tables() -> None:
         t = out_dir / "tables"
         tables.write_size_category_table(
-            tables.table4(runs), t / "table4.csv", t / "table4.tex", caption="T4", label="t4"
+            tables.table4(runs, method),
+            t / "table4.csv",
+            t / "table4.tex",
+            caption="T4",
+            label="t4",
+            labels=labels,
         )
         tables.write_size_category_table(
-            tables.table5(runs), t / "table5.csv", t / "table5.tex", caption="T5", label="t5"
+            tables.table5(runs, method),
+            t / "table5.csv",
+            t / "table5.tex",
+            caption="T5",
+            label="t5",
+            labels=labels,
         )
-        ranges = tables.all_saving_ranges(runs)
-        tables.write_saving_ranges(ranges, t / "savings.csv", t / "savings.tex")
-        tables.write_saving_sentences(ranges, t / "savings.md")
+        ranges = tables.all_saving_ranges(runs, method=method)
+        tables.write_saving_ranges(ranges, t / "savings.csv", t / "savings.tex", labels)
+        tables.write_saving_sentences(ranges, t / "savings.md", method, labels)
 
     def per_model_figures() -> None:
-        models = sorted(runs["model"].unique().to_list())[:model_figures]
-        figures.plot_models(runs.filter(runs["model"].is_in(models)), out_dir / "figures")
+        models = sorted(shown["model"].unique().to_list())[:model_figures]
+        figures.plot_models(
+            shown.filter(shown["model"].is_in(models)), out_dir / "figures", labels=labels
+        )
 
     timed("statistics", statistics, timings)
     timed("tables", paper_tables, timings)
     timed(
-        "figures (by size)", lambda: figures.plot_paper_figures(runs, out_dir / "figures"), timings
+        "figures (by size)",
+        lambda: figures.plot_paper_figures(shown, out_dir / "figures", labels=labels),
+        timings,
     )
     label = "figures (per model)" if model_figures is None else f"figures ({model_figures} models)"
     timed(label, per_model_figures, timings)
@@ -91,10 +120,12 @@ def main() -> None:
         default=None,
         help="draw per-model figures for only this many models (default: all)",
     )
+    parser.add_argument("--method", choices=sorted(METHODS), nargs="+", default=sorted(METHODS))
     args = parser.parse_args()
     for n_models in args.models:
-        with tempfile.TemporaryDirectory() as tmp:
-            run_study(n_models, args.reps, Path(tmp), args.model_figures)
+        for name in args.method:
+            with tempfile.TemporaryDirectory() as tmp:
+                run_study(n_models, args.reps, Path(tmp), args.model_figures, METHODS[name])
 
 
 if __name__ == "__main__":

@@ -35,6 +35,29 @@ def run_snakemake(
     )
 
 
+def start_snakemake(*args: str, cwd: Path = REPO) -> subprocess.Popen:
+    """Snakemake in the background, in a session of its own (so a test can kill it alone)."""
+    return subprocess.Popen(
+        [*SNAKEMAKE, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=offline_environment(),
+        start_new_session=True,
+    )
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Job counts per rule from Snakemake's "Job stats" table (empty when nothing is planned)."""
+    counts: dict[str, int] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def load_config(name: str) -> dict:
     return yaml.safe_load((REPO / "config" / name).read_text())
 

@@ -10,8 +10,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from serving_energy.merge import CONTRACT_COLUMNS, failed_attempts, merge_runs
-from serving_energy.package import PackageInputs, packaged_files, write_package
+from serving_energy.layout import ResultsLayout
+from serving_energy.merge import CONTRACT_COLUMNS, failed_attempts, merge_runs, superseded_runs
+from serving_energy.package import (
+    InconsistentPackage,
+    PackageInputs,
+    packaged_files,
+    write_package,
+)
 
 
 def run_json(model="m", engine="onnx", provider="cpu", rep=1, status="ok", **metrics) -> dict:
@@ -60,18 +66,47 @@ def test_merge_refuses_a_failed_run(tmp_path):
         merge_runs([path])
 
 
+def test_descriptions_come_from_the_config_not_the_run(tmp_path):
+    path = write(tmp_path / "run.json", run_json())
+    runs = merge_runs([path], {"m": {"size_category": 3, "parameters": 1_000}})
+    assert runs["size_category"].to_list() == [3] and runs["parameters"].to_list() == [1_000]
+
+
 def test_failed_attempts_are_listed_with_their_reason(tmp_path):
-    assert failed_attempts(tmp_path).height == 0
+    layout = ResultsLayout(tmp_path)
+    assert failed_attempts(layout).height == 0
     write(
-        tmp_path / "m/onnx-cpu/rep3/20260101T000000Z/failure.json", run_json(rep=3, status="failed")
+        tmp_path / "failed/m/onnx-cpu/rep3/20260101T000000Z/failure.json",
+        {
+            **run_json(rep=3, status="failed"),
+            "attempt": {"hostname": "node7", "slurm_job_id": "42"},
+        },
     )
-    failed = failed_attempts(tmp_path)
-    assert failed.height == 1
-    assert failed.row(0, named=True)["reason"] == "2 of 6 requests failed"
-    assert failed.row(0, named=True)["rep"] == 3
+    write(
+        tmp_path / "failed/m/onnx-cpu/rep1/20260102T000000Z/failure.json",
+        {"model": "m", "configuration": "<ONNX, CPU>", "rep": 1, "status": "unfinished",
+         "failure": "the attempt did not finish", "hostname": "node8", "started_at": "t"},
+    )  # fmt: skip
+    failed = failed_attempts(layout).sort("rep")
+    assert failed["rep"].to_list() == [1, 3]
+    assert failed["status"].to_list() == ["unfinished", "failed"]
+    assert failed["reason"].to_list() == ["the attempt did not finish", "2 of 6 requests failed"]
+    assert failed["hostname"].to_list() == ["node8", "node7"]
+    assert failed["slurm_job_id"].to_list() == [None, "42"]
 
 
-def package_inputs(results: Path, runs: pl.DataFrame) -> PackageInputs:
+def test_superseded_runs_are_listed_with_their_reason(tmp_path):
+    layout = ResultsLayout(tmp_path)
+    assert superseded_runs(layout).height == 0
+    write(
+        tmp_path / "superseded/m/onnx-cpu/rep2/20260101T000000Z/superseded.json",
+        {"model": "m", "configuration": "<ONNX, CPU>", "rep": 2, "reason": "settings changed"},
+    )
+    (row,) = superseded_runs(layout).iter_rows(named=True)
+    assert row["reason"] == "settings changed" and row["rep"] == 2
+
+
+def package_inputs(results: Path, runs: pl.DataFrame, planned=()) -> PackageInputs:
     return PackageInputs(
         results_dir=results,
         study={"name": "s", "description": "d", "configurations": ["<ONNX, CPU>"],
@@ -81,13 +116,20 @@ def package_inputs(results: Path, runs: pl.DataFrame) -> PackageInputs:
         runs=runs,
         failed=pl.DataFrame(),
         equivalence=pl.DataFrame({"model": ["m"], "configuration_id": ["onnx-cpu"], "passed": [False]}),
-        software={"torch": "2.13.0"},
+        software={"torch": "2.13.0"}, planned_runs=planned,
     )  # fmt: skip
+
+
+def complete_run(results: Path, rep: int = 1) -> Path:
+    folder = results / f"runs/m/onnx-cpu/rep{rep}"
+    for name in ("requests.parquet", "timeline.parquet"):
+        write(folder / name, {})
+    return write(folder / "run.json", run_json(rep=rep))
 
 
 def test_package_checksums_archive_and_readme(tmp_path):
     results = tmp_path / "results"
-    run_path = write(results / "runs/m/onnx-cpu/rep1/run.json", run_json())
+    run_path = complete_run(results)
     write(results / "engines/m/onnx/model.onnx", {"big": "export"})
     write(results / "engines/m/onnx-cpu/check.json", {"passed": False})
     (results / "logs").mkdir()
@@ -117,3 +159,45 @@ def test_packaged_files_skip_hidden_staging_files(tmp_path):
     (tmp_path / ".run.json.x.tmp").write_text("partial")
     (tmp_path / "a.csv").write_text("x")
     assert packaged_files(tmp_path) == [Path("a.csv")]
+
+
+def test_the_package_refuses_tables_that_list_a_missing_run(tmp_path):
+    results = tmp_path / "results"
+    runs = merge_runs([complete_run(results, 1), complete_run(results, 2)])
+    (results / "runs/m/onnx-cpu/rep2/timeline.parquet").unlink()
+    with pytest.raises(InconsistentPackage, match="runs/m/onnx-cpu/rep2/timeline.parquet"):
+        write_package(
+            package_inputs(results, runs), results / "README.md", results / "SHA256SUMS",
+            results / "replication-package.zip",
+        )  # fmt: skip
+    assert not (results / "SHA256SUMS").exists()
+
+
+def test_the_readme_says_which_planned_runs_are_missing(tmp_path):
+    results = tmp_path / "results"
+    runs = merge_runs([complete_run(results, 1)])
+    planned = [{"model": "m", "engine": "onnx", "provider": "cpu", "rep": r} for r in (1, 2)]
+    write_package(
+        package_inputs(results, runs, planned), results / "README.md", results / "SHA256SUMS",
+        results / "replication-package.zip",
+    )  # fmt: skip
+    readme = (results / "README.md").read_text()
+    assert "incomplete: 1 of 2 planned runs are not measured yet" in readme
+    assert "m <ONNX, CPU> rep 2" in readme
+
+
+def test_the_readme_lists_the_runs_left_out_and_the_method(tmp_path):
+    results = tmp_path / "results"
+    runs = merge_runs([complete_run(results, 1)])
+    excluded = pl.DataFrame(
+        {"model": ["m"], "configuration": ["<ONNX, CPU>"], "rep": [2],
+         "reasons": ["idle baseline: CPU usage 97.0 % in idle-before"]}
+    )  # fmt: skip
+    inputs = package_inputs(results, runs)
+    inputs = PackageInputs(**{**inputs.__dict__, "excluded": excluded, "analysis_method": "paper"})
+    write_package(
+        inputs, results / "README.md", results / "SHA256SUMS", results / "replication-package.zip"
+    )
+    readme = (results / "README.md").read_text()
+    assert "**paper** analysis method" in readme
+    assert "m <ONNX, CPU> rep 2: idle baseline: CPU usage 97.0 % in idle-before" in readme

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -13,6 +14,7 @@ from scipy import stats as scipy_stats
 from synthetic import synthetic_runs
 
 from serving_energy import stats
+from serving_energy.method import EXTENDED, PAPER
 from serving_energy.stats import (
     FAIL_TO_REJECT,
     NOT_TESTABLE,
@@ -134,7 +136,7 @@ def test_non_normal_group_takes_kruskal_with_hand_computed_h():
 
 
 def test_dunn_holm_matches_hand_computation():
-    _, pairs = compare_configurations("m", "cpu", "duration_s", KW_GROUPS)
+    _, pairs = compare_configurations("m", "cpu", "duration_s", KW_GROUPS, rank_posthoc="dunn_holm")
     mean_rank = {"A": 22 / 5, "B": 35 / 5, "C": 63 / 5}
     n_total, tie_sum = 15, 4**3 - 4
     variance = n_total * (n_total + 1) / 12 - tie_sum / (12 * (n_total - 1))
@@ -155,6 +157,96 @@ def test_dunn_holm_matches_hand_computation():
         assert pair.mean_diff is None
     significant = {frozenset((p.group_a, p.group_b)) for p in pairs if p.significant}
     assert significant == {frozenset("AC")}
+
+
+def test_mannwhitney_holm_matches_scipy_and_hand_holm():
+    _, pairs = compare_configurations("m", "cpu", "duration_s", KW_GROUPS)
+    assert {p.test for p in pairs} == {"mannwhitney_holm"}
+    raw = {
+        frozenset((a, b)): scipy_stats.mannwhitneyu(
+            KW_GROUPS[a], KW_GROUPS[b], alternative="two-sided"
+        ).pvalue
+        for a, b in itertools.combinations("ABC", 2)
+    }
+    ordered = sorted(raw.items(), key=lambda item: item[1])
+    holm, running = {}, 0.0
+    for i, (key, p) in enumerate(ordered):
+        running = max(running, min(1.0, p * (len(ordered) - i)))
+        holm[key] = running
+    for pair in pairs:
+        assert pair.p_value == pytest.approx(holm[frozenset((pair.group_a, pair.group_b))])
+    # B and C share no value and 5 + 5 observations: the exact test, 2 / C(10, 5) = 0.0079
+    assert raw[frozenset("BC")] == pytest.approx(2 / 252)
+
+
+def test_holm_by_hand():
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert stats.holm([]) == []
+
+
+SEPARATED = {  # four configurations, ten repetitions each, every group above the previous one
+    f"<{engine}, CPU>": np.arange(10.0) + 10 * index
+    for index, engine in enumerate(("TORCH", "ONNX", "OV", "JIT"))
+}
+
+
+def test_dunn_holm_cannot_separate_neighbours_at_ten_repetitions():
+    """The power limit the extended method works around (docs/analysis.md): with 4
+    configurations of 10 repetitions, even perfectly separated neighbours (Cliff's delta 1)
+    get a Dunn-Holm p of 0.167, while pairwise exact Mann-Whitney tests with Holm separate
+    every pair."""
+    tests, dunn = compare_configurations(
+        "m", "cpu", "duration_s", SEPARATED, family="rank", rank_posthoc="dunn_holm"
+    )
+    assert rows_of(tests, "kruskal")[0].decision == REJECT
+    neighbours = [p for p in dunn if abs(p.median_a - p.median_b) == 10]
+    assert len(neighbours) == 3
+    for pair in neighbours:
+        assert abs(pair.cliffs_delta) == 1.0
+        assert pair.p_value == pytest.approx(0.167, abs=0.001)
+        assert pair.significant is False
+    _, mannwhitney = compare_configurations("m", "cpu", "duration_s", SEPARATED, family="rank")
+    assert all(p.significant for p in mannwhitney)
+    # exact two-sided p of complete separation, 2 / C(20, 10), times Holm's 6 at most
+    assert max(p.p_value for p in mannwhitney) <= 6 * 2 / 184756
+
+
+def test_fixed_families_ignore_normality():
+    _, parametric = compare_configurations("m", "cpu", "duration_s", KW_GROUPS, family="parametric")
+    assert {p.test for p in parametric} == {"games_howell"}
+    tests, rank = compare_configurations(
+        "m", "cpu", "energy_global_j", NORMAL_GROUPS, family="rank", rank_posthoc="dunn_holm"
+    )
+    assert "Table 3" in rows_of(tests, "kruskal")[0].reason
+    assert {p.test for p in rank} == {"dunn_holm"}
+
+
+def test_ungated_pairs_are_significant_on_their_own_p_value():
+    """The authors marked a pair significant when its post-hoc p < 0.05, whatever the omnibus
+    test said; the extended method also asks the omnibus test to reject. Two groups apart among
+    three noisy ones: Welch's ANOVA does not reject (p = 0.094), Games-Howell's A-B pair has
+    p = 0.038."""
+    groups = {
+        "A": normal_sample(9.3, 1.0),
+        "B": normal_sample(10.7, 1.0),
+        **{name: normal_sample(10.0, 5.0) for name in "CDE"},
+    }
+    tests, gated = compare_configurations("m", "cpu", "duration_s", groups, family="parametric")
+    _, ungated = compare_configurations(
+        "m", "cpu", "duration_s", groups, family="parametric", gate_posthoc=False
+    )
+    assert rows_of(tests, "welch_anova")[0].decision == FAIL_TO_REJECT
+    assert not any(p.significant for p in gated)
+    assert [(p.group_a, p.group_b) for p in ungated if p.significant] == [("B", "A")]
+    assert all(p.significant == (p.p_value < 0.05) for p in ungated)
+
+
+def test_an_identical_pair_inside_a_rank_comparison_gets_p_one():
+    groups = {"A": np.full(5, 1.0), "B": np.full(5, 1.0), "C": np.arange(5.0) + 3}
+    _, pairs = compare_configurations("m", "cpu", "duration_s", groups, family="rank")
+    same = next(p for p in pairs if {p.group_a, p.group_b} == {"A", "B"})
+    assert same.p_value == 1.0 and same.significant is False
 
 
 # --- Effect sizes and savings ------------------------------------------------------------------
@@ -279,7 +371,8 @@ def test_analyse_runs_tidy_schema_and_groups(small_study):
 
 
 def test_analyse_runs_all_configurations_together(small_study):
-    result = analyse_runs(small_study, provider_grouping="all", metrics=stats.METRICS[:3])
+    together = dataclasses.replace(EXTENDED, grouping="all")
+    result = analyse_runs(small_study, method=together, metrics=stats.METRICS[:3])
     assert set(result.tests["provider_group"]) == {"all"}
     energy = result.posthoc.filter(pl.col("metric") == "energy_global_j")
     assert energy.group_by("model").len()["len"].to_list() == [21, 21, 21]  # 7 choose 2
@@ -291,7 +384,28 @@ def test_analyse_runs_checks_its_parameters(small_study):
     with pytest.raises(ValueError, match="alpha"):
         analyse_runs(small_study, alpha=1.5)
     with pytest.raises(ValueError, match="grouping"):
-        analyse_runs(small_study, provider_grouping="per_engine")  # type: ignore[arg-type]
+        analyse_runs(small_study, method=dataclasses.replace(EXTENDED, grouping="per_engine"))
+
+
+def test_paper_method_tests_the_papers_variables_its_way(small_study):
+    """All five non-JIT configurations of a model in one comparison, the test fixed per
+    variable (Welch + Games-Howell for energy, time, CPU and RAM; Kruskal-Wallis + Dunn-Holm for
+    the GPU metrics, among the CUDA configurations), no separate CPU/GPU energy tests."""
+    no_jit = small_study.filter(pl.col("engine") != "torchscript")
+    result = analyse_runs(no_jit, method=PAPER)
+    assert set(result.tests["provider_group"]) == {"all"}
+    assert set(result.tests["metric"]) == set(PAPER.tests)
+    omnibus = result.tests.filter(pl.col("test").is_in(["welch_anova", "kruskal"]))
+    by_metric = dict(zip(omnibus["metric"], omnibus["test"], strict=True))
+    assert by_metric["energy_global_j"] == by_metric["cpu_usage_pct"] == "welch_anova"
+    assert by_metric["gpu_usage_pct"] == "kruskal"
+    pairs = result.posthoc.group_by("metric").agg(pl.len() / 3, pl.col("test").unique())
+    counts = dict(zip(pairs["metric"], pairs["len"], strict=True))
+    assert counts["energy_global_j"] == 10  # 5 configurations together: 5 choose 2
+    assert counts["gpu_usage_pct"] == 1  # <TORCH, CUDA> against <ONNX, CUDA>
+    tests_of = dict(zip(pairs["metric"], pairs["test"], strict=True))
+    assert tests_of["gpu_usage_pct"].to_list() == ["dunn_holm"]
+    assert tests_of["duration_s"].to_list() == ["games_howell"]
 
 
 def test_alpha_moves_the_decision():

@@ -9,6 +9,7 @@ import pytest
 
 from serving_energy import stats, tables
 from serving_energy.latex import Column, booktabs, escape
+from serving_energy.method import EXTENDED, PAPER
 
 TORCH, ONNX = "<TORCH, CPU>", "<ONNX, CPU>"
 
@@ -123,6 +124,91 @@ def test_table4_and_table5_columns(tmp_path):
     # size category printed once per group, groups separated by rules
     assert tex.count(r"\midrule") == 1 + 3
     assert all(re.match(r"^(1|2|3|all)? &", line) for line in data_rows[1:])
+
+
+def test_paper_rounding_by_hand():
+    """Each model's median rounded to 2 decimals before the mean, and the mean rounded again:
+    1.004, 2.006, 3.333 -> 1.00, 2.01, 3.33 -> 2.11; with every digit the mean is 2.1143. No
+    "all" row in the paper's tables."""
+    runs = runs_from(
+        {
+            ("m1", 1, TORCH): [1.004, 1.004, 1.004],
+            ("m2", 1, TORCH): [2.006, 2.006, 2.006],
+            ("m3", 1, TORCH): [3.333, 3.333, 3.333],
+        }
+    )
+    rounded = tables.size_category_table(
+        runs, "cpu", ["energy_global_j"], round_medians_to=2, overall_row=False
+    )
+    assert rounded["size_category"].to_list() == ["1"]
+    assert rounded["energy_global_j"].item() == round((1.00 + 2.01 + 3.33) / 3, 2) == 2.11
+    full = tables.size_category_table(runs, "cpu", ["energy_global_j"])
+    assert full["energy_global_j"].to_list()[0] == pytest.approx((1.004 + 2.006 + 3.333) / 3)
+
+
+def test_paper_table4_global_energy_is_cpu_energy():
+    """On a machine with a GPU, CPU runs' global energy includes the idle GPU; the paper's
+    Table 4 printed CPU energy only, the extended method the per-run CPU + GPU sum. Table 5
+    (CUDA runs) is the per-run sum under both methods."""
+    runs = pl.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "size_category": [1] * 4,
+            "provider": ["cpu", "cpu", "cuda", "cuda"],
+            "configuration": [TORCH, TORCH, "<TORCH, CUDA>", "<TORCH, CUDA>"],
+            "rep": [1, 2, 1, 2],
+            "energy_cpu_j": [100.0, 110.0, 20.0, 22.0],
+            "energy_gpu_j": [30.0, 30.0, 50.0, 60.0],
+            "energy_global_j": [130.0, 140.0, 70.0, 82.0],
+            "duration_s": [10.0, 11.0, 2.0, 2.2],
+        }
+    )
+    assert tables.table4(runs, PAPER)["energy_global_j"].to_list() == [105.0]
+    assert tables.table4(runs, EXTENDED)["energy_global_j"].to_list() == [135.0, 135.0]
+    assert tables.table5(runs, PAPER)["energy_global_j"].to_list() == [76.0]
+    # the tests use the runs as measured (the authors' tests read per-run CPU + GPU)
+    assert PAPER.presented_runs(runs)["energy_global_j"].to_list() == [100.0, 110.0, 70.0, 82.0]
+
+
+def test_best_vs_worst_savings_by_hand():
+    runs = runs_from(
+        {
+            ("m1", 1, TORCH): [10.0],
+            ("m1", 1, ONNX): [4.0],
+            ("m1", 1, "<OV, CPU>"): [5.0],
+            ("m2", 1, TORCH): [8.0],
+            ("m2", 1, ONNX): [9.0],
+            ("m2", 1, "<OV, CPU>"): [6.0],
+            ("m3", 1, TORCH): [3.0],  # one configuration: nothing to compare
+        }
+    )
+    savings = tables.best_vs_worst_savings(runs, "cpu", "energy_global_j")
+    assert savings.rows() == [
+        ("m1", ONNX, TORCH, 4.0, 10.0, pytest.approx(60.0)),
+        ("m2", "<OV, CPU>", ONNX, 6.0, 9.0, pytest.approx(100 / 3)),
+    ]
+    (row,) = tables.best_vs_worst_ranges(runs, "cpu", "energy_global_j").iter_rows(named=True)
+    assert row["configuration"] == "<ONNX, CPU> / <OV, CPU>"
+    assert row["baseline"] == "<TORCH, CPU> / <ONNX, CPU>"
+    assert (row["min_saving_model"], row["max_saving_model"]) == ("m2", "m1")
+    assert row["sentence"] == (
+        "the best CPU configuration of each model (<ONNX, CPU> for 1, <OV, CPU> for 1) against "
+        "its worst (<TORCH, CPU> for 1, <ONNX, CPU> for 1): global energy savings from 33.33 % "
+        "up to 60.00 %"
+    )
+
+
+def test_paper_savings_one_row_per_provider_and_metric():
+    from synthetic import synthetic_runs
+
+    runs = synthetic_runs(n_models=3, n_reps=3)
+    ranges = tables.all_saving_ranges(runs, method=PAPER)
+    assert ranges.select("provider", "metric").rows() == [
+        ("cpu", "energy_global_j"),
+        ("cpu", "duration_s"),
+        ("cuda", "energy_global_j"),
+        ("cuda", "duration_s"),
+    ]
 
 
 # --- Saving ranges ---------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from serving_energy.dataset import (
     HUMANEVAL_PROBLEMS,
     ChecksumError,
     DownloadError,
+    InputError,
     PromptSampling,
+    expected_prompt_count,
     fetch_verified,
     humaneval_from_package,
     obtain_humaneval,
@@ -20,6 +22,7 @@ from serving_energy.dataset import (
     read_problems,
     read_prompts,
     sample_prompts,
+    verified_prompts,
     write_prompts,
 )
 from serving_energy.tokenizers_offline import offline_gpt2_tokenizer
@@ -160,3 +163,61 @@ def test_paper_prompt_checksum_is_enforced(tmp_path):
         fetch_verified(str(source), "f" * 64, tmp_path / "out", what="the paper's prompt file")
     with pytest.raises(DownloadError, match="no file"):
         fetch_verified(str(tmp_path / "missing"), "f" * 64, tmp_path / "out", what="x")
+
+
+# -- integrity: every bad input is an error naming the file, the line and what was expected ------
+def write_study_prompts(tmp_path, humaneval, tokenizer, n: int = 6):
+    encode, decode = codecs(tokenizer)
+    prompts = sample_prompts(
+        read_problems(humaneval)[:n], encode, decode, PromptSampling(3, 10, 15)
+    )
+    path, manifest = tmp_path / "prompts.jsonl", tmp_path / "prompts.manifest.json"
+    write_prompts(prompts, path, manifest)
+    return path, manifest, prompts
+
+
+def test_verified_prompts_accept_what_sample_prompts_wrote(tmp_path, humaneval, tokenizer):
+    path, manifest, prompts = write_study_prompts(tmp_path, humaneval, tokenizer)
+    assert verified_prompts(path, manifest, 6) == prompts
+    assert json.loads(manifest.read_text())["n_prompts"] == 6
+
+
+def test_prompts_cut_at_a_line_boundary_are_refused(tmp_path, humaneval, tokenizer):
+    path, manifest, _ = write_study_prompts(tmp_path, humaneval, tokenizer)
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:3]))
+    with pytest.raises(InputError, match=r"prompts.jsonl: .*3 prompt lines, 6 expected"):
+        verified_prompts(path, manifest, 6)
+
+
+def test_empty_prompts_are_refused(tmp_path, humaneval, tokenizer):
+    path, manifest, _ = write_study_prompts(tmp_path, humaneval, tokenizer)
+    path.write_text("")
+    with pytest.raises(InputError, match="0 prompt lines, 6 expected"):
+        verified_prompts(path, manifest, 6)
+
+
+def test_a_line_cut_mid_way_names_the_file_and_line(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"task_id": "HumanEval/0", "prompt": "def f", "n_tokens": 3}\n{"task_id": "Hu')
+    with pytest.raises(InputError, match=r"prompts.jsonl, line 2: not valid JSON"):
+        read_prompts(path)
+
+
+def test_a_prompts_file_of_another_study_size_is_refused(tmp_path, humaneval, tokenizer):
+    path, manifest, _ = write_study_prompts(tmp_path, humaneval, tokenizer, n=4)
+    with pytest.raises(InputError, match="holds 4 prompts, this study sends 6"):
+        verified_prompts(path, manifest, 6)
+    assert expected_prompt_count(None) == 164 and expected_prompt_count(6) == 6
+    assert expected_prompt_count(500) == 164
+
+
+def test_an_empty_or_changed_humaneval_is_an_error_naming_it(tmp_path, humaneval):
+    empty = tmp_path / "HumanEval.jsonl"
+    empty.write_text("")
+    with pytest.raises(InputError, match="HumanEval.jsonl: no problems in it"):
+        read_problems(empty)
+    with pytest.raises(ChecksumError, match="SHA-256 mismatch"):
+        read_problems(empty, HUMANEVAL_SHA256)
+    assert len(read_problems(humaneval, HUMANEVAL_SHA256)) == 164
+    with pytest.raises(InputError, match="does not exist"):
+        read_problems(tmp_path / "missing.jsonl")

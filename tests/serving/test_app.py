@@ -177,7 +177,7 @@ def test_openapi_schema_describes_the_api(client):
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]) == {"/health", "/generate"}
     generate = schema["paths"]["/generate"]["post"]
-    assert {"200", "400", "422", "500"} <= set(generate["responses"])
+    assert {"200", "400", "413", "422", "500"} <= set(generate["responses"])
     request = schema["components"]["schemas"]["GenerateRequest"]
     assert request["additionalProperties"] is False
     assert request["required"] == ["prompt"]
@@ -218,3 +218,55 @@ def test_engine_is_loaded_once_for_many_requests():
                 == 200
             )
     assert loads == [1]
+
+
+def test_a_huge_body_is_413_and_nothing_is_echoed(client, fake_engine):
+    prompt = "x" * (50 * 1024 * 1024)
+    response = client.post("/generate", json={"prompt": prompt})
+    assert response.status_code == 413
+    assert len(response.content) < 200
+    assert "send a shorter prompt" in response.json()["detail"]
+    assert fake_engine.calls == []
+
+
+def test_a_streamed_body_without_length_is_cut_off_at_the_limit():
+    import asyncio
+
+    from serving_energy.server import MAX_BODY_BYTES, BodySizeLimit
+
+    chunks = [b"{" + b"x" * 65536] * (MAX_BODY_BYTES // 65536 + 2)
+    sent: list[dict] = []
+    reached_app = []
+
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            if not message.get("more_body"):
+                break
+        reached_app.append(True)
+
+    async def receive():
+        body = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/generate", "headers": []}
+    asyncio.run(BodySizeLimit(app)(scope, receive, send))
+    assert sent[0]["status"] == 413 and not reached_app
+
+
+def test_validation_errors_quote_the_field_briefly_never_the_body(client):
+    response = client.post("/generate", json={"prompt": "y" * 30_000, "max_new_tokens": "lots"})
+    assert response.status_code == 422
+    assert len(response.content) < 600
+    detail = {".".join(map(str, e["loc"])): e for e in response.json()["detail"]}
+    assert (
+        detail["body.prompt"]["value"].startswith("'yyyy")
+        and len(detail["body.prompt"]["value"]) <= 60
+    )
+    assert detail["body.max_new_tokens"]["value"] == "'lots'"
+    missing = client.post("/generate", json={"max_new_tokens": 3, "filler": "z" * 10_000})
+    assert "value" not in {k for e in missing.json()["detail"] if e["type"] == "missing" for k in e}
+    assert len(missing.content) < 600

@@ -13,37 +13,56 @@ import psutil
 import pytest
 
 import serving_energy.protocol as protocol
+from serving_energy.layout import RUN_FILES, ResultsLayout, RunKey
 from serving_energy.meters import Timeline
-from serving_energy.protocol import RUN_FILES, RunFailed, RunPaths, measure_run, remove_incomplete
+from serving_energy.protocol import RunFailed, RunInputs, RunLogs, measure_run
+from serving_energy.run_settings import RunSettings
 
 from .fakes import MODEL, prompts, wait_until
 
 N_PROMPTS = 40
 KILL_AFTER_REQUESTS = 2
+KEY = RunKey.of(MODEL, "torch", "cpu", 1)
 
 
-def settings() -> dict:
-    """The shape measure_settings() gives the measure rule, at tiny, fast values."""
+def identity(max_new_tokens: int = 4) -> dict:
+    """The shape study.measurement_identity gives the measure rule, at tiny, fast values."""
     return {
-        "study": {"name": "serving-tests"},
-        "model": {"alias": MODEL, "size_category": 1, "standin": {"architecture": "gpt2"}},
+        "model": {"alias": MODEL, "standin": {"architecture": "gpt2"}},
         "engine": "torch",
         "provider": "cpu",
-        "rep": 0,
+        "rep": 1,
         "threads": 1,
-        "generation": {"max_length": 128, "max_new_tokens": 4},
+        "generation": {"max_length": 128, "max_new_tokens": max_new_tokens},
         "protocol": {
             "idle_before_s": 0.2,
             "idle_after_s": 0.2,
             "warmup_requests": 0,
             "cooldown": {"min_s": 0, "adaptive": False},
-            "request_timeout_s": 30,
-            "server_start_timeout_s": 120,
-            "host": "127.0.0.1",
         },
         "meters": {"interval_s": 0.1, "cpu_estimate": {"enabled": True, "tdp_w": 65.0}},
-        "config_sha256": "0" * 64,
     }
+
+
+OPERATION = {"request_timeout_s": 30, "server_start_timeout_s": 120, "host": "127.0.0.1"}
+PROVENANCE = {"study": {"name": "serving-tests"}, "config_sha256": "0" * 64}
+
+
+def settings(**kwargs) -> RunSettings:
+    return RunSettings.from_identity(identity(**kwargs), OPERATION)
+
+
+def measure(root, model_dir, n_prompts, **kwargs) -> dict:
+    layout = ResultsLayout(root)
+    return measure_run(
+        kwargs.pop("run_settings", None) or settings(),
+        PROVENANCE,
+        RunInputs(prompts(n_prompts), model_dir),
+        layout,
+        RunLogs(job_log=None, server_log=root / "logs" / "rep1.server.log"),
+        progress=False,
+        **kwargs,
+    )
 
 
 def server_children() -> list[psutil.Process]:
@@ -54,17 +73,9 @@ def server_children() -> list[psutil.Process]:
     ]
 
 
-def run_paths(root) -> RunPaths:
-    out_dir = root / "runs" / MODEL / "torch-cpu" / "rep0"
-    return RunPaths(
-        out_dir=out_dir,
-        failed_dir=root / "failed" / MODEL / "torch-cpu" / "rep0",
-        server_log=root / "logs" / "rep0.server.log",
-    )
-
-
 def test_killed_server_fails_the_run_then_the_rerun_succeeds(tiny_model, tmp_path, monkeypatch):
-    paths = run_paths(tmp_path)
+    layout = ResultsLayout(tmp_path)
+    run_dir, failed_dir = layout.run_dir(KEY), layout.failed_dir(KEY)
     real_send_prompts = protocol.send_prompts
     done = threading.Event()
     killed = threading.Event()
@@ -98,24 +109,26 @@ def test_killed_server_fails_the_run_then_the_rerun_succeeds(tiny_model, tmp_pat
     thread.start()
     monkeypatch.setattr(protocol, "send_prompts", send_and_get_killed)
     with pytest.raises(RunFailed) as raised:
-        measure_run(settings(), prompts(N_PROMPTS), tiny_model, None, None, paths, progress=False)
+        measure(tmp_path, tiny_model, N_PROMPTS)
     thread.join(timeout=10)
     assert len(victims) == 1
     assert "exited with code -9 while serving" in str(raised.value)
-    assert str(paths.failed_dir) in str(raised.value)
+    assert str(failed_dir) in str(raised.value)
 
     # Nothing that looks complete where the run belongs, no staging folder left beside it.
-    assert not (paths.out_dir / "run.json").exists()
-    if paths.out_dir.parent.exists():
-        assert list(paths.out_dir.parent.iterdir()) == []
+    assert not (run_dir / "run.json").exists()
+    if run_dir.parent.exists():
+        assert list(run_dir.parent.iterdir()) == []
 
-    # The failure folder keeps what was measured, with the reason.
-    (attempt,) = list(paths.failed_dir.iterdir())
+    # The failure folder keeps what was measured, with the reason and this attempt's server log.
+    (attempt,) = list(failed_dir.iterdir())
     assert sorted(p.name for p in attempt.iterdir()) == [
-        "failure.json", "requests.parquet", "timeline.parquet"
+        "failure.json", "requests.parquet", "server.log", "timeline.parquet"
     ]  # fmt: skip
     failure = json.loads((attempt / "failure.json").read_text())
     assert failure["status"] == "failed"
+    assert failure["model"] == MODEL and failure["configuration_id"] == "torch-cpu"
+    assert failure["attempt"]["attempt_id"] == attempt.name
     assert "while serving" in failure["failure"]
     assert failure["n_requests"] == N_PROMPTS
     assert failure["n_failed"] == N_PROMPTS - KILL_AFTER_REQUESTS
@@ -130,23 +143,25 @@ def test_killed_server_fails_the_run_then_the_rerun_succeeds(tiny_model, tmp_pat
 
     # The rerun (no kill) succeeds and writes the three files.
     monkeypatch.setattr(protocol, "send_prompts", real_send_prompts)
-    run = measure_run(settings(), prompts(N_PROMPTS), tiny_model, None, None, paths, progress=False)
+    run = measure(tmp_path, tiny_model, N_PROMPTS)
     assert run["status"] == "ok" and run["failure"] is None
     assert run["n_requests"] == N_PROMPTS and run["n_failed"] == 0
     assert run["new_tokens"] == 4 * N_PROMPTS
     assert run["device"] == "cpu"
     assert run["cooldown"]["settled"] is True
     assert run["metrics"]["energy_global_method"]
-    assert sorted(p.name for p in paths.out_dir.iterdir()) == sorted(RUN_FILES)
-    assert [p.name for p in paths.out_dir.parent.iterdir()] == ["rep0"]  # no staging left
-    written = json.loads((paths.out_dir / "run.json").read_text())
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([*RUN_FILES, "server.log"])
+    assert [p.name for p in run_dir.parent.iterdir()] == ["rep1"]  # no staging left
+    assert [p.name for p in failed_dir.iterdir()] == [attempt.name]  # the success left no record
+    written = json.loads((run_dir / "run.json").read_text())
     assert written["status"] == "ok" and written["n_requests"] == N_PROMPTS
-    requests_frame = pl.read_parquet(paths.out_dir / "requests.parquet")
+    assert written["identity"] == identity() and written["threads_source"] == "config"
+    requests_frame = pl.read_parquet(run_dir / "requests.parquet")
     assert requests_frame["status"].to_list() == ["ok"] * N_PROMPTS
     assert requests_frame["index"].to_list() == list(range(N_PROMPTS))
     starts = requests_frame["start_s"].to_list()
     assert starts == sorted(starts)
-    timeline = Timeline.from_parquet(paths.out_dir / "timeline.parquet")
+    timeline = Timeline.from_parquet(run_dir / "timeline.parquet")
     bounds = {
         phase: timeline.phase_bounds(phase)
         for phase in ("idle-before", "load", "inference", "stop", "idle-after")
@@ -162,30 +177,15 @@ def test_killed_server_fails_the_run_then_the_rerun_succeeds(tiny_model, tmp_pat
     assert server_children() == []
 
 
-def test_remove_incomplete_clears_a_half_written_run_folder(tmp_path):
-    half = tmp_path / "rep0"
-    half.mkdir()
-    (half / "requests.parquet").write_bytes(b"partial")
-    remove_incomplete(half)
-    assert not half.exists()
-    complete = tmp_path / "rep1"
-    complete.mkdir()
-    for name in RUN_FILES:
-        (complete / name).write_text("x")
-    remove_incomplete(complete)
-    assert sorted(p.name for p in complete.iterdir()) == sorted(RUN_FILES)
-    remove_incomplete(tmp_path / "missing")  # nothing there: nothing to do
-
-
 def test_a_model_that_fails_to_load_fails_the_run_with_its_reason_and_keeps_the_data(tmp_path):
     """No inference window ever opens: the failure keeps the server's own message."""
     empty_model = tmp_path / "empty-model"
     empty_model.mkdir()
-    paths = run_paths(tmp_path)
+    layout = ResultsLayout(tmp_path)
     with pytest.raises(RunFailed, match=f"could not load model {MODEL} in engine torch"):
-        measure_run(settings(), prompts(3), empty_model, None, None, paths, progress=False)
-    assert not paths.out_dir.exists()
-    (attempt,) = paths.failed_dir.iterdir()
+        measure(tmp_path, empty_model, 3)
+    assert not layout.run_dir(KEY).exists()
+    (attempt,) = layout.failed_dir(KEY).iterdir()
     failure = json.loads((attempt / "failure.json").read_text())
     assert failure["status"] == "failed" and failure["metrics"] == {}
     assert "could not load model" in failure["failure"]

@@ -44,14 +44,17 @@ BAD_CONFIGS = {
         lambda c: c["configurations"].append({"engine": "openvino", "provider": "cuda"}),
         ["<OV, CUDA>", "OpenVINO has no CUDA execution provider", "configurations[4]"],
     ),
-    "no repetitions": (lambda c: c.update(repetitions=0), ["repetitions", "minimum"]),
+    "no repetitions": (
+        lambda c: c.update(repetitions=0),
+        ["repetitions: 0 is below the minimum 1"],
+    ),
     "typo'd top-level key": (
         lambda c: c.update(repetitons=3),
-        ["repetitons", "Additional properties are not allowed"],
+        ["repetitons: unknown key; did you mean 'repetitions'?"],
     ),
     "typo'd nested key": (
         lambda c: c["protocol"].update(idle_befor_s=5),
-        ["idle_befor_s", "protocol"],
+        ["protocol.idle_befor_s: unknown key; did you mean 'idle_before_s'?"],
     ),
     "model without an id": (
         lambda c: c["models"].update({"mystery": {"size_category": 1}}),
@@ -75,7 +78,11 @@ BAD_CONFIGS = {
     ),
     "bad meter setting": (
         lambda c: c["meters"].update(rapl={"enable": True}),
-        ["enable", "rapl"],
+        ["meters.rapl.enable: unknown key; did you mean 'enabled'?"],
+    ),
+    "wrong type deep inside": (
+        lambda c: c["protocol"]["cooldown"].update(min_s="soon"),
+        ["protocol.cooldown.min_s: 'soon' is not of type number"],
     ),
 }
 
@@ -90,6 +97,32 @@ def test_bad_config_stops_before_any_job_with_the_key_named(tmp_path, case):
         assert fragment in output, f"{fragment!r} not in:\n{output}"
     assert "Job stats" not in output  # nothing was planned, let alone run
     assert not (tmp_path / "results").exists()
+    # one line per problem, no dump of the schema or the config
+    assert len(output.splitlines()) < 15, output
+    assert "description" not in output
+
+
+OVERRIDES = [
+    "generation={max_new_tokens: 400}",
+    "analysis={alpha: 0.01}",
+    "protocol={cooldown: {adaptive: false}}",
+    "targets={repetitions: [2]}",
+    "threads=3",
+]
+
+
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_command_line_overrides_are_coerced_to_the_schema_types(tmp_path, override):
+    """Snakemake passes nested --config values as text; they must validate as typed values."""
+    result = dry_run(tmp_path, SMOKE, "--config", override, "--quiet", "rules")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_bad_override_is_named(tmp_path):
+    result = dry_run(tmp_path, SMOKE, "--config", "generation={max_new_tokens: lots}")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "generation.max_new_tokens: 'lots' is not of type integer or null" in output
 
 
 def test_paper_study_resolves_in_full(tmp_path):

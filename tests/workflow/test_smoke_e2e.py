@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import zipfile
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.helpers import REPO, run_snakemake
+from tests.helpers import REPO
+
+from .conftest import smoke
 
 pytestmark = pytest.mark.e2e
 
@@ -27,21 +27,6 @@ RUN_COLUMNS = [
     "energy_gpu_j", "energy_global_j", "duration_s", "cpu_usage_pct", "ram_usage_pct",
     "gpu_usage_pct", "gpu_mem_util_pct", "gpu_mem_used_pct", "n_requests", "n_failed", "new_tokens",
 ]  # fmt: skip
-
-
-def smoke(workdir: Path, *args: str):
-    return run_snakemake(
-        "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(REPO / "config" / "smoke.yaml"), "--cores", "2", *args,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def study(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("smoke")
-    result = smoke(workdir)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return workdir
 
 
 def test_prompts_contract(study):
@@ -70,7 +55,7 @@ def test_every_run_has_its_contract_files(study, model, configuration):
         assert run["equivalence"]["status"] == expected
         requests = pl.read_parquet(folder / "requests.parquet")
         assert requests["status"].to_list() == ["ok"] * 6
-        assert requests["new_tokens"].to_list() == [8] * 6
+        assert requests["new_tokens"].to_list() == [256] * 6
         assert (requests["end_s"] >= requests["start_s"]).all()
         assert requests["start_s"].is_sorted()
         timeline = pl.read_parquet(folder / "timeline.parquet")
@@ -119,6 +104,43 @@ def test_analysis_outputs(study):
     assert len(list((study / "results/figures/timelines").glob("*.png"))) == len(CONFIGURATIONS)
 
 
+def test_every_table_stats_file_and_figure_says_estimate_and_stand_in(study):
+    results = study / "results"
+    labelled = [
+        *(results / "tables").glob("*.csv"),
+        *(results / "tables").glob("*.tex"),
+        results / "tables/savings.md",
+        results / "stats/tests.csv",
+        results / "stats/posthoc.csv",
+        *(results / "figures/study").glob("*.svg"),
+    ]
+    assert len(labelled) > 10
+    for path in labelled:
+        text = path.read_text()
+        if path.suffix == ".csv" and len(text.splitlines()) == 1:
+            assert text.rstrip().endswith("analysis_method,note"), path  # no rows to label
+            continue
+        assert "ESTIMATE" in text and "STAND-IN" in text, path
+        assert "paper" in text, path  # the analysis method that made it
+
+
+def test_runs_are_judged_and_the_left_out_ones_listed_with_reasons(study):
+    runs = pl.read_csv(study / "results/metrics/runs.csv")
+    assert runs["valid"].dtype == pl.Boolean
+    invalid = runs.filter(~pl.col("valid"))
+    assert invalid["invalid_reasons"].null_count() == 0
+    excluded = pl.read_csv(study / "results/metrics/excluded_runs.csv")
+    assert excluded.height == invalid.height  # smoke: invalid_runs exclude, every configuration in
+    readme = (study / "results/README.md").read_text()
+    assert "## Runs left out of the analysis" in readme
+    for model, configuration, rep, reasons in excluded.iter_rows():
+        assert f"{model} {configuration} rep {rep}: {reasons}" in readme
+    record = json.loads((study / "results/runs/tiny-gpt2/torch-cpu/rep1/run.json").read_text())
+    gates = {gate["name"] for gate in record["validity"]["gates"]}
+    assert {"prompts answered", "idle baseline", "cpu window resolution"} <= gates
+    assert (study / "results/calibration").is_dir()  # the host's idle, made by its first run
+
+
 def test_replication_package(study):
     results = study / "results"
     readme = (results / "README.md").read_text()
@@ -147,41 +169,7 @@ def test_report_builds_and_shows_every_figure(study):
     for figure in figures:
         assert any(name.endswith(figure) for name in names), figure
     assert any(name.endswith("runs.csv") for name in names)
-
-
-def test_rerun_one_run_file_redoes_only_that_run(study):
-    folder = study / "results/runs/tiny-llama/onnx-cpu/rep2"
-    before = json.loads((folder / "run.json").read_text())["started_at"]
-    shutil.rmtree(folder)
-    plan = smoke(study, "-n", "results/runs/tiny-llama/onnx-cpu/rep2/run.json", "--quiet", "rules")
-    assert plan.returncode == 0, plan.stderr
-    assert "measure" in plan.stdout and "export_onnx" not in plan.stdout
-    result = smoke(study, "results/runs/tiny-llama/onnx-cpu/rep2/run.json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((folder / "run.json").read_text())["started_at"] != before
-
-
-def test_forcerun_remeasures_one_existing_run(study):
-    target = "results/runs/tiny-gpt2/torch-cpu/rep1/run.json"
-    before = json.loads((study / target).read_text())["started_at"]
-    result = smoke(study, "--forcerun", "measure", "--", target)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((study / target).read_text())["started_at"] != before
-
-
-def test_targets_select_one_model_and_configuration(study):
-    plan = smoke(
-        study, "-n", "--forceall", "--quiet", "rules",
-        "--config", "targets={models: [tiny-gpt2], configurations: [openvino-cpu], repetitions: [2]}",
-    )  # fmt: skip
-    assert plan.returncode == 0, plan.stdout + plan.stderr
-    counts = {
-        line.split()[0]: int(line.split()[1])
-        for line in plan.stdout.splitlines()
-        if len(line.split()) == 2 and line.split()[1].isdigit()
-    }
-    assert counts["measure"] == 1
-    assert counts["export_openvino"] == 1 and "export_onnx" not in counts
+    assert any(name.endswith("excluded_runs.csv") for name in names)
 
 
 def test_notebook_runs_headless_on_the_results(study, tmp_path, monkeypatch):

@@ -22,14 +22,47 @@ rule merge_runs:
             category="Metrics",
             labels={"table": "engine equivalence"},
         ),
+        superseded=report(
+            "results/metrics/superseded_runs.csv",
+            caption="../report/superseded_runs.rst",
+            category="Metrics",
+            labels={"table": "superseded runs"},
+        ),
     log:
         "results/logs/merge_runs.log",
     conda:
         "../../envs/analysis.yaml"
     params:
-        failed_root="results/failed",
+        # Every run of the study that exists is merged: a subset invocation (targets) adds its
+        # runs to the study's tables instead of replacing them.
+        other_runs=other_existing_runs(),
+        other_checks=other_existing_checks(),
+        models=model_descriptions(),
+        validity=config["validity"],
     script:
         "../scripts/merge_runs.py"
+
+
+rule excluded_runs:
+    input:
+        "results/metrics/runs.parquet",
+    output:
+        report(
+            "results/metrics/excluded_runs.csv",
+            caption="../report/excluded_runs.rst",
+            category="Metrics",
+            labels={"table": "runs left out of the analysis"},
+        ),
+    log:
+        "results/logs/excluded_runs.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        method=config["analysis"]["method"],
+        configurations=config["analysis"]["configurations"],
+        invalid_runs=config["analysis"]["invalid_runs"],
+    script:
+        "../scripts/excluded_runs.py"
 
 
 rule statistical_tests:
@@ -56,6 +89,9 @@ rule statistical_tests:
         "../../envs/analysis.yaml"
     params:
         alpha=config["analysis"]["alpha"],
+        method=config["analysis"]["method"],
+        configurations=config["analysis"]["configurations"],
+        invalid_runs=config["analysis"]["invalid_runs"],
     script:
         "../scripts/statistical_tests.py"
 
@@ -89,6 +125,10 @@ rule paper_tables:
         "results/logs/paper_tables.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        method=config["analysis"]["method"],
+        configurations=config["analysis"]["configurations"],
+        invalid_runs=config["analysis"]["invalid_runs"],
     script:
         "../scripts/paper_tables.py"
 
@@ -107,6 +147,10 @@ rule figures:
         "results/logs/figures.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        method=config["analysis"]["method"],
+        configurations=config["analysis"]["configurations"],
+        invalid_runs=config["analysis"]["invalid_runs"],
     script:
         "../scripts/figures.py"
 
@@ -137,6 +181,7 @@ rule replication_package:
         runs="results/metrics/runs.parquet",
         failed="results/metrics/failed_runs.csv",
         equivalence="results/metrics/equivalence.csv",
+        excluded="results/metrics/excluded_runs.csv",
     output:
         readme="results/README.md",
         checksums="results/SHA256SUMS",
@@ -149,5 +194,6 @@ rule replication_package:
         summary=study_summary(),
         config=config,
         command=workflow_command(),
+        planned_runs=[key.to_dict() for key in STUDY_RUNS],
     script:
         "../scripts/replication_package.py"

@@ -1,22 +1,26 @@
-import hashlib
-import json
+import os
 import re
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import ExecMode, RerunTrigger
+
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+from serving_energy.dataset import expected_prompt_count
+from serving_energy.layout import ResultsLayout, RunKey
 from serving_energy.machine import gpu_present
+from serving_energy.rerun_forecast import forecast, summary
 from serving_energy.study import (
+    MODEL_DESCRIPTION_KEYS,
     ConfigError,
     Configuration,
     apply_cuda_policy,
     check_config,
+    configured_runs,
+    measurement_identity,
     run_priorities,
 )
-
-# Snakemake's --config passes list items as text; the schema only lets digits through.
-config["targets"]["repetitions"] = [int(rep) for rep in config["targets"]["repetitions"]]
 
 try:
     check_config(config)
@@ -24,10 +28,9 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 
-CONFIG_SHA256 = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+LAYOUT = ResultsLayout()
 HUB_MODELS = sorted(alias for alias, model in config["models"].items() if "hf_id" in model)
 STANDIN_MODELS = sorted(alias for alias, model in config["models"].items() if "standin" in model)
-EXPORTED_ENGINES = ("onnx", "openvino", "torchscript")
 
 
 def alternatives(values):
@@ -66,17 +69,27 @@ SELECTED_CONFIGURATIONS = [
 SELECTED_REPETITIONS = selected(
     list(range(1, config["repetitions"] + 1)), config["targets"]["repetitions"]
 )
-ALL_RUNS = [
-    (model, configuration.id, rep)
+STUDY_RUNS = [
+    RunKey(model, configuration, rep)
     for model in config["models"]
     for configuration in CONFIGURATIONS
     for rep in range(1, config["repetitions"] + 1)
 ]
+SELECTED_RUNS = [
+    key
+    for key in STUDY_RUNS
+    if key.model in SELECTED_MODELS
+    and key.configuration in SELECTED_CONFIGURATIONS
+    and key.rep in SELECTED_REPETITIONS
+]
+# The same permutation in every process (and on every cluster node): over the configured runs,
+# whatever this machine's GPU makes of the CUDA configurations.
 RUN_PRIORITIES = run_priorities(
-    ALL_RUNS,
+    configured_runs(config),
     config["protocol"]["run_order"]["mode"],
     config["protocol"]["run_order"]["seed"],
 )
+RUN_FOLDER = f"{LAYOUT.root.as_posix()}/runs/{{model}}/{{engine}}-{{provider}}/rep{{rep}}"
 
 
 wildcard_constraints:
@@ -85,6 +98,10 @@ wildcard_constraints:
     provider="cpu|cuda",
     rep=r"[1-9][0-9]*",
     tokenizer=alternatives(config["tokenizers"]),
+
+
+def run_key(wildcards):
+    return RunKey.of(wildcards.model, wildcards.engine, wildcards.provider, wildcards.rep)
 
 
 def serving_env(wildcards):
@@ -97,23 +114,30 @@ def serving_env(wildcards):
     return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
 
 
+def machine_cores(wildcards=None):
+    """A job that owns the machine claims every core Snakemake may use here.
+
+    Snakemake caps it at --cores; on a cluster the profile's set-threads decides. It is never the
+    engine's thread count (the config's `threads`), so --cores does not change what is measured.
+    """
+    return os.cpu_count() or 1
+
+
 def model_dir(model):
     return f"resources/models/{model}"
 
 
 def engine_artefact(wildcards):
     """What an engine loads besides the model folder: its export (none for torch)."""
-    if wildcards.engine == "torch":
-        return []
-    if wildcards.engine == "torchscript":
-        return f"results/engines/{wildcards.model}/torchscript/{wildcards.provider}"
-    return f"results/engines/{wildcards.model}/{wildcards.engine}"
+    configuration = Configuration(wildcards.engine, wildcards.provider)
+    folder = LAYOUT.export_dir(wildcards.model, configuration)
+    return [] if folder is None else folder.as_posix()
 
 
 def equivalence_check(wildcards):
-    if wildcards.engine == "torch":
-        return []
-    return f"results/engines/{wildcards.model}/{wildcards.engine}-{wildcards.provider}/check.json"
+    configuration = Configuration(wildcards.engine, wildcards.provider)
+    path = LAYOUT.check_path(wildcards.model, configuration)
+    return [] if path is None else path.as_posix()
 
 
 def prompt_inputs(wildcards):
@@ -126,12 +150,10 @@ def prompt_inputs(wildcards):
     return inputs
 
 
-RUN_FOLDER = "results/runs/{model}/{engine}-{provider}/rep{rep}"
-
-
 def measure_inputs(wildcards):
     inputs = {
-        "prompts": "results/prompts/prompts.jsonl",
+        "prompts": LAYOUT.prompts.as_posix(),
+        "prompts_manifest": LAYOUT.prompts_manifest.as_posix(),
         "model": model_dir(wildcards.model),
     }
     if wildcards.engine != "torch":
@@ -140,66 +162,71 @@ def measure_inputs(wildcards):
     return inputs
 
 
-def measure_settings(wildcards):
-    """Everything a run needs besides its files, as plain values (the library reads no config)."""
-    model = config["models"][wildcards.model]
-    return {
-        "study": study_summary(),
-        "model": {"alias": wildcards.model, **model},
-        "engine": wildcards.engine,
-        "provider": wildcards.provider,
-        "rep": int(wildcards.rep),
-        "threads": config["threads"] or workflow.cores,
-        "generation": config["generation"],
-        "protocol": config["protocol"],
-        "meters": config["meters"],
-        "equivalence": config["equivalence"],
-        "run_order": {
-            **config["protocol"]["run_order"],
-            "priority": run_priority(wildcards),
-        },
-        "config_sha256": CONFIG_SHA256,
-    }
-
-
-def run_folder(model, configuration_id, rep):
-    return f"results/runs/{model}/{configuration_id}/rep{rep}"
+def measure_identity(wildcards):
+    """The measure rule's params: what the run measures, and nothing that merely describes it."""
+    return measurement_identity(
+        config, wildcards.model, wildcards.engine, wildcards.provider, wildcards.rep
+    )
 
 
 def run_priority(wildcards):
-    return RUN_PRIORITIES[
-        (
-            wildcards.model,
-            f"{wildcards.engine}-{wildcards.provider}",
-            int(wildcards.rep),
-        )
-    ]
+    return RUN_PRIORITIES.get(
+        (wildcards.model, f"{wildcards.engine}-{wildcards.provider}", int(wildcards.rep)), 0
+    )
 
 
 def selected_runs():
+    return [LAYOUT.run_record(key).as_posix() for key in SELECTED_RUNS]
+
+
+def other_existing_runs():
+    """Runs of the study outside the selected targets that were measured before.
+
+    The analysis always covers every run of the study that exists, so a subset invocation never
+    shrinks the study's tables. They are passed by name, not as inputs: as inputs, Snakemake would
+    plan to re-measure any of them whose settings changed, which a subset invocation must not do.
+    """
+    chosen = set(SELECTED_RUNS)
     return [
-        f"{run_folder(model, configuration.id, rep)}/run.json"
-        for model in SELECTED_MODELS
-        for configuration in SELECTED_CONFIGURATIONS
-        for rep in SELECTED_REPETITIONS
+        LAYOUT.run_record(key).as_posix()
+        for key in STUDY_RUNS
+        if key not in chosen and LAYOUT.run_record(key).is_file()
     ]
 
 
 def selected_checks():
-    return [
-        f"results/engines/{model}/{configuration.id}/check.json"
-        for model in SELECTED_MODELS
-        for configuration in SELECTED_CONFIGURATIONS
-        if configuration.engine != "torch"
-    ]
+    return sorted(
+        {
+            LAYOUT.check_path(key.model, key.configuration).as_posix()
+            for key in SELECTED_RUNS
+            if key.configuration.engine != "torch"
+        }
+    )
 
 
-def meter_settings():
-    return config["meters"]
+def other_existing_checks():
+    chosen = set(selected_checks())
+    return sorted(
+        {
+            path.as_posix()
+            for key in STUDY_RUNS
+            if (path := LAYOUT.check_path(key.model, key.configuration)) is not None
+            and path.as_posix() not in chosen
+            and path.is_file()
+        }
+    )
+
+
+def model_descriptions():
+    """What the config says about each model beyond its identity (size category, ...)."""
+    return {
+        alias: {key: entry.get(key) for key in MODEL_DESCRIPTION_KEYS}
+        for alias, entry in config["models"].items()
+    }
 
 
 def study_summary():
-    """Plain values describing the study, recorded in every run and in the package's README."""
+    """Plain values describing the study, recorded in the package's README."""
     return {
         "name": config["study"]["name"],
         "description": config["study"]["description"],
@@ -208,6 +235,7 @@ def study_summary():
             c.label: CUDA_DECISION.warning for c in EXCLUDED_CONFIGURATIONS
         },
         "repetitions": config["repetitions"],
+        "planned_runs": len(STUDY_RUNS),
     }
 
 
@@ -224,10 +252,11 @@ def example_timelines():
 
 def analysis_outputs():
     return [
-        "results/prompts/prompts.jsonl",
+        LAYOUT.prompts.as_posix(),
         "results/metrics/runs.parquet",
         "results/metrics/runs.csv",
         "results/metrics/failed_runs.csv",
+        "results/metrics/excluded_runs.csv",
         "results/stats/tests.csv",
         "results/stats/posthoc.csv",
         "results/tables/table4_cpu.csv",
@@ -239,8 +268,15 @@ def analysis_outputs():
     ]
 
 
-def all_targets():
+def all_targets(wildcards=None):
+    """Everything the study makes. An input function of rule all, so it runs while Snakemake
+    plans the study (with its re-run triggers known) and can warn about re-measurement first."""
+    warn_about_remeasurement()
+    # The runs themselves are targets: a deleted run is measured again by the plain command
+    # instead of silently vanishing from a package that is rebuilt without it.
     return [
+        *selected_runs(),
+        *selected_checks(),
         *analysis_outputs(),
         "results/README.md",
         "results/SHA256SUMS",
@@ -249,6 +285,53 @@ def all_targets():
 
 
 def workflow_command():
-    """The command that reproduces this study (recorded in the package's README)."""
-    configfiles = " ".join(f"--configfile {path}" for path in workflow.overwrite_configfiles)
-    return f"snakemake --cores {workflow.cores} --use-conda {configfiles}".strip()
+    """The command that reproduces this study (recorded in the package's README).
+
+    Config files are named relative to the working directory, so no machine's path is recorded.
+    """
+    configfiles = " ".join(
+        f"--configfile {relative_to_workdir(path)}" for path in workflow.overwrite_configfiles
+    )
+    return f"snakemake --cores 1 --use-conda {configfiles}".strip()
+
+
+def relative_to_workdir(path):
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+FORECAST_DONE = []
+
+
+def warn_about_remeasurement():
+    """Say before anything runs how many existing runs are about to be measured again."""
+    if FORECAST_DONE or workflow.exec_mode != ExecMode.DEFAULT:
+        return
+    FORECAST_DONE.append(True)
+    triggers = workflow.rerun_triggers
+    script = Path(workflow.basedir) / "workflow" / "scripts" / "measure.py"
+    existing = [key for key in SELECTED_RUNS if LAYOUT.run_record(key).is_file()]
+    found = forecast(
+        (
+            (
+                key,
+                LAYOUT.run_record(key),
+                measurement_identity(
+                    config,
+                    key.model,
+                    key.configuration.engine,
+                    key.configuration.provider,
+                    key.rep,
+                ),
+            )
+            for key in existing
+        ),
+        script=script if RerunTrigger.CODE in triggers else None,
+        compare_settings=RerunTrigger.PARAMS in triggers,
+    )
+    message = summary(found, len(existing))
+    if message:
+        logger.warning(f"WARNING: {message}")

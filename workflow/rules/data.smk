@@ -44,12 +44,14 @@ rule sample_prompts:
     input:
         unpack(prompt_inputs),
     output:
-        "results/prompts/prompts.jsonl",
+        prompts=LAYOUT.prompts.as_posix(),
+        manifest=LAYOUT.prompts_manifest.as_posix(),
     log:
         "results/logs/sample_prompts.log",
     conda:
         "../../envs/data.yaml"
     params:
+        humaneval_sha256=config["humaneval"]["sha256"],
         source=config["prompts"]["source"],
         seed=config["prompts"]["seed"],
         min_tokens=config["prompts"]["min_tokens"],

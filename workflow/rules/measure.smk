@@ -2,19 +2,20 @@ rule measure:
     input:
         unpack(measure_inputs),
     output:
-        run=f"{RUN_FOLDER}/run.json",
-        requests=f"{RUN_FOLDER}/requests.parquet",
-        timeline=f"{RUN_FOLDER}/timeline.parquet",
+        # update(): Snakemake must not delete a measured run before its new attempt has succeeded;
+        # the job itself moves the old run to results/superseded/ when the new one is complete.
+        run=update(f"{RUN_FOLDER}/run.json"),
+        requests=update(f"{RUN_FOLDER}/requests.parquet"),
+        timeline=update(f"{RUN_FOLDER}/timeline.parquet"),
     log:
-        f"results/logs/measure/{{model}}/{{engine}}-{{provider}}/rep{{rep}}.log",
+        "results/logs/measure/{model}/{engine}-{provider}/rep{rep}.log",
     priority: run_priority
     conda:
         serving_env
-    threads: workflow.cores
+    threads: machine_cores
     resources:
         machine=1,
     params:
-        settings=measure_settings,
-        failed_dir=lambda wildcards: f"results/failed/{wildcards.model}/{wildcards.engine}-{wildcards.provider}/rep{wildcards.rep}",
+        identity=measure_identity,
     script:
         "../scripts/measure.py"

@@ -28,6 +28,7 @@ rule build_standin:
         "../../envs/export-torch.yaml"
     params:
         standin=lambda wildcards: config["models"][wildcards.model]["standin"],
+        humaneval_sha256=config["humaneval"]["sha256"],
     script:
         "../scripts/build_standin.py"
 
@@ -77,7 +78,8 @@ rule check_engine:
     input:
         model=lambda wildcards: model_dir(wildcards.model),
         artefact=engine_artefact,
-        prompts="results/prompts/prompts.jsonl",
+        prompts=LAYOUT.prompts.as_posix(),
+        prompts_manifest=LAYOUT.prompts_manifest.as_posix(),
     output:
         "results/engines/{model}/{engine}-{provider}/check.json",
     log:
@@ -86,8 +88,9 @@ rule check_engine:
         engine="onnx|openvino|torchscript",
     conda:
         serving_env
-    threads: workflow.cores
+    threads: machine_cores
     params:
+        expected_prompts=expected_prompt_count(config["prompts"]["limit"]),
         n_prompts=config["equivalence"]["prompts"],
         max_new_tokens=config["equivalence"]["max_new_tokens"],
         max_mismatched_tokens=config["equivalence"]["max_mismatched_tokens"],

@@ -2,13 +2,18 @@
 
 from pathlib import Path
 
+from serving_energy.dataset import read_problems
 from serving_energy.logs import log_to
+from serving_energy.manifest import write_manifest
 from serving_energy.model_sources import build_standin_model
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    # The stand-in's tokenizer is trained on HumanEval: only on the pinned file.
+    read_problems(Path(snakemake.input.humaneval), snakemake.params.humaneval_sha256)  # noqa: F821
     info = build_standin_model(
         dict(snakemake.params.standin),  # noqa: F821
         Path(snakemake.output[0]),  # noqa: F821
         humaneval_path=Path(snakemake.input.humaneval),  # noqa: F821
     )
     log.info("stand-in built: %s", info)
+    write_manifest(Path(snakemake.output[0]))  # noqa: F821 (checked before every run)

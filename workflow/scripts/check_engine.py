@@ -3,13 +3,18 @@
 from pathlib import Path
 
 from serving_energy.checks import check_configuration
-from serving_energy.dataset import read_prompts
+from serving_energy.dataset import verified_prompts
 from serving_energy.logs import log_to
+from serving_energy.manifest import verify_manifest
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821
     wildcards = snakemake.wildcards  # noqa: F821
-    prompts = [p.prompt for p in read_prompts(Path(snakemake.input.prompts))][: params.n_prompts]  # noqa: F821
+    inputs = snakemake.input  # noqa: F821
+    verified = verified_prompts(inputs.prompts, inputs.prompts_manifest, params.expected_prompts)
+    prompts = [p.prompt for p in verified][: params.n_prompts]
+    for folder in (inputs.model, inputs.artefact):
+        log.info("%s: %s", folder, verify_manifest(Path(folder)))
     result = check_configuration(
         engine=wildcards.engine,
         provider=wildcards.provider,

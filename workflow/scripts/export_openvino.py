@@ -4,6 +4,7 @@ from pathlib import Path
 
 from serving_energy.export import export_openvino
 from serving_energy.logs import log_to
+from serving_energy.manifest import write_manifest
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     info = export_openvino(
@@ -12,3 +13,4 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         weight_format=snakemake.params.weight_format,  # noqa: F821
     )
     log.info("OpenVINO export: %s", info)
+    write_manifest(Path(snakemake.output[0]))  # noqa: F821 (checked before every run)

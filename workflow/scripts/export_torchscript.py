@@ -4,6 +4,7 @@ from pathlib import Path
 
 from serving_energy.export import export_torchscript
 from serving_energy.logs import log_to
+from serving_energy.manifest import write_manifest
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     info = export_torchscript(
@@ -12,3 +13,4 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         provider=snakemake.wildcards.provider,  # noqa: F821
     )
     log.info("TorchScript export: %s", info)
+    write_manifest(Path(snakemake.output[0]))  # noqa: F821 (checked before every run)

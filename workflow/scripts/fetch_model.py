@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from serving_energy.logs import log_to
+from serving_energy.manifest import write_manifest
 from serving_energy.model_sources import fetch_model
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
@@ -14,3 +15,4 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         params.trust_remote_code,  # noqa: F821
     )
     log.info("fetched %s at %s (commit %s)", params.hf_id, params.revision, snapshot.commit)
+    write_manifest(Path(snakemake.output[0]))  # noqa: F821 (checked before every run)

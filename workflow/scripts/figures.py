@@ -6,10 +6,20 @@ import polars as pl
 
 from serving_energy.figures import plot_models, plot_paper_figures
 from serving_energy.logs import log_to
+from serving_energy.selection import prepare_analysis
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    params = snakemake.params  # noqa: F821
     out_dir = Path(snakemake.output[0])  # noqa: F821
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = pl.read_parquet(snakemake.input[0])  # noqa: F821
-    written = plot_paper_figures(runs, out_dir) + plot_models(runs, out_dir)
-    log.info("%d figure files written", len(written))
+    analysis = prepare_analysis(
+        pl.read_parquet(snakemake.input[0]),  # noqa: F821
+        method=params.method,
+        configurations=params.configurations,
+        invalid_runs=params.invalid_runs,
+    )
+    runs = analysis.method.presented_runs(analysis.runs)
+    written = plot_paper_figures(runs, out_dir, labels=analysis.labels) + plot_models(
+        runs, out_dir, labels=analysis.labels
+    )
+    log.info("method %s: %d figure files written", analysis.method.name, len(written))

@@ -2,24 +2,38 @@
 
 from pathlib import Path
 
-from serving_energy.dataset import read_prompts
+from serving_energy.dataset import expected_prompt_count
+from serving_energy.layout import ResultsLayout
+from serving_energy.lifecycle import ParentWatchdog, interruptible
 from serving_energy.logs import log_to
-from serving_energy.protocol import RunPaths, measure_run
+from serving_energy.protocol import RunInputs, RunLogs, measure_run
+from serving_energy.run_settings import RunSettings
+from serving_energy.study import run_provenance
+from serving_energy.validity import ValidityThresholds
 
-with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
-    inputs = snakemake.input  # noqa: F821
+with log_to(snakemake.log[0]) as log, interruptible(), ParentWatchdog():
+    inputs, config = snakemake.input, snakemake.config
+    settings = RunSettings.from_identity(snakemake.params.identity, config["protocol"])
+    key = settings.key
+    layout = ResultsLayout()
+    assert layout.run_record(key) == Path(snakemake.output.run), "results layout disagrees"
+    job_log = Path(snakemake.log[0])
     run = measure_run(
-        dict(snakemake.params.settings),  # noqa: F821
-        read_prompts(Path(inputs.prompts)),
-        model_dir=Path(inputs.model),
-        artefact_dir=Path(inputs.artefact) if "artefact" in inputs.keys() else None,
-        check_path=Path(inputs.check) if "check" in inputs.keys() else None,
-        paths=RunPaths(
-            out_dir=Path(snakemake.output.run).parent,  # noqa: F821
-            failed_dir=Path(snakemake.params.failed_dir),  # noqa: F821
-            server_log=Path(snakemake.log[0]).with_suffix(".server.log"),  # noqa: F821
+        settings,
+        run_provenance(config, key.model, key.configuration.id, key.rep),
+        RunInputs.verified(
+            Path(inputs.prompts),
+            Path(inputs.prompts_manifest),
+            expected_prompt_count(config["prompts"]["limit"]),
+            model_dir=Path(inputs.model),
+            artefact_dir=Path(inputs.artefact) if "artefact" in inputs.keys() else None,
+            check_path=Path(inputs.check) if "check" in inputs.keys() else None,
         ),
-        workflow_dir=Path(snakemake.scriptdir).parents[1],  # noqa: F821
+        layout,
+        RunLogs(job_log=job_log, server_log=job_log.with_suffix(".server.log")),
+        workflow_dir=Path(snakemake.scriptdir).parents[1],
+        thresholds=ValidityThresholds.from_config(config["validity"]),
+        calibration_idle_s=config["validity"]["calibration_idle_s"],
     )
     metrics = run["metrics"]
     log.info(

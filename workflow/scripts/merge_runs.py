@@ -1,16 +1,31 @@
-"""Snakemake entry: one table of all runs, one of failed attempts, one of equivalence checks."""
+"""Snakemake entry: one table of all runs, and tables of failed attempts, superseded runs and
+equivalence checks."""
 
 from pathlib import Path
 
+from serving_energy.layout import ResultsLayout
 from serving_energy.logs import log_to
-from serving_energy.merge import equivalence_table, failed_attempts, merge_runs
+from serving_energy.merge import equivalence_table, failed_attempts, merge_runs, superseded_runs
+from serving_energy.validity import ValidityThresholds
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
-    inputs, outputs = snakemake.input, snakemake.output  # noqa: F821
-    runs = merge_runs(Path(path) for path in inputs.runs)
+    inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+    layout = ResultsLayout()
+    runs = merge_runs(
+        [Path(p) for p in [*inputs.runs, *params.other_runs]],
+        params.models,
+        ValidityThresholds.from_config(params.validity),
+    )
     runs.write_parquet(outputs.parquet)
     runs.write_csv(outputs.csv)
-    failed = failed_attempts(Path(snakemake.params.failed_root))  # noqa: F821
+    failed = failed_attempts(layout)
     failed.write_csv(outputs.failed)
-    equivalence_table(Path(path) for path in inputs.checks).write_csv(outputs.checks)
-    log.info("%d runs merged; %d failed attempts listed", runs.height, failed.height)
+    superseded_runs(layout).write_csv(outputs.superseded)
+    checks = [Path(p) for p in [*inputs.checks, *params.other_checks]]
+    equivalence_table(checks).write_csv(outputs.checks)
+    log.info(
+        "%d runs merged (%d flagged invalid); %d failed attempts listed",
+        runs.height,
+        runs.height - runs["valid"].sum(),
+        failed.height,
+    )

@@ -19,7 +19,10 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         runs=pl.read_parquet(inputs_.runs),
         failed=pl.read_csv(inputs_.failed, infer_schema_length=None),
         equivalence=pl.read_csv(inputs_.equivalence, infer_schema_length=None),
+        excluded=pl.read_csv(inputs_.excluded, infer_schema_length=None),
+        analysis_method=params.config["analysis"]["method"],
         software=library_versions(),
+        planned_runs=params.planned_runs,
     )
     files = write_package(
         inputs,

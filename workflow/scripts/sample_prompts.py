@@ -17,6 +17,8 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         min_tokens=params.min_tokens,
         max_tokens=params.max_tokens,
         limit=params.limit,
-        out_path=Path(snakemake.output[0]),  # noqa: F821
+        out_path=Path(snakemake.output.prompts),  # noqa: F821
+        manifest_path=Path(snakemake.output.manifest),  # noqa: F821
+        humaneval_sha256=params.humaneval_sha256,
     )
     log.info("%d prompts written (source: %s, seed: %s)", len(prompts), params.source, params.seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 import requests
 
 from serving_energy.dataset import Prompt
+from serving_energy.progress import Counter
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,13 @@ def send_prompts(
     """POST every prompt to ``{base_url}/generate``; a failure is recorded, never raised or hidden."""
     session = session or requests.Session()
     records = []
-    bar = _progress_bar(len(prompts), progress)
+    counter = Counter("requests", len(prompts)) if progress else None
     for offset, prompt in enumerate(prompts):
         records.append(_send_one(session, base_url, first_index + offset, prompt, timeout_s, clock))
-        if bar is not None:
-            bar.update(1)
-            failed = sum(not record.ok for record in records)
-            if failed:
-                bar.set_postfix(failed=failed)
-    if bar is not None:
-        bar.close()
+        if counter is not None:
+            counter.update(records[-1].ok)
+    if counter is not None:
+        counter.close()
     return records
 
 
@@ -123,11 +120,3 @@ def _detail(response: requests.Response) -> str:
         return f"HTTP {response.status_code}: {response.text[:500]}"
     detail = body.get("detail", body) if isinstance(body, dict) else body
     return f"HTTP {response.status_code}: {detail}"
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="requests", unit="req", file=sys.stderr, mininterval=1.0)

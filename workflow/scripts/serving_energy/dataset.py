@@ -30,6 +30,10 @@ class DownloadError(RuntimeError):
     """A file could not be fetched (offline, moved, refused)."""
 
 
+class InputError(ValueError):
+    """A study input is missing, empty, malformed or not what it should be; names file and line."""
+
+
 @dataclass(frozen=True)
 class Problem:
     task_id: str
@@ -114,21 +118,48 @@ def obtain_humaneval(source: str, url: str, sha256: str, out_path: Path) -> int:
     return len(problems)
 
 
-def parse_problems(lines: Iterable[str]) -> list[Problem]:
+def parse_problems(lines: Iterable[str], source: str = "HumanEval") -> list[Problem]:
     problems = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        record = json.loads(line)
+        record = _json_line(line, source, number)
         for key in ("task_id", "prompt"):
             if key not in record:
-                raise ValueError(f"HumanEval line {number} has no {key!r} field")
+                raise InputError(f"{source}, line {number}: no {key!r} field")
         problems.append(Problem(task_id=record["task_id"], prompt=record["prompt"]))
+    if not problems:
+        raise InputError(f"{source}: no problems in it (the file is empty)")
     return problems
 
 
-def read_problems(path: Path) -> list[Problem]:
-    return parse_problems(Path(path).read_text(encoding="utf-8").splitlines())
+def read_problems(path: Path, sha256: str | None = None) -> list[Problem]:
+    """HumanEval's problems; with ``sha256``, only from the pinned file (checked at every read)."""
+    path = Path(path)
+    data = _read_input(path, "HumanEval")
+    if sha256 is not None:
+        verify_sha256(data, sha256, what=f"HumanEval ({path})")
+    return parse_problems(data.decode("utf-8").splitlines(), source=str(path))
+
+
+def _read_input(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what}: {path} does not exist") from None
+
+
+def _json_line(line: str, source: str, number: int) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{source}, line {number}: not valid JSON ({error.msg} at column {error.colno}); "
+            "the file is damaged or was cut short"
+        ) from None
+    if not isinstance(record, dict):
+        raise InputError(f"{source}, line {number}: expected a JSON object")
+    return record
 
 
 TokenIds = Callable[[str], Sequence[int]]
@@ -187,16 +218,68 @@ def _sample_one(
     )
 
 
-def write_prompts(prompts: Sequence[Prompt], out_path: Path) -> None:
-    write_atomic_text(out_path, "".join(p.to_json() + "\n" for p in prompts))
+def write_prompts(prompts: Sequence[Prompt], out_path: Path, manifest_path: Path | None = None):
+    """The prompt file, and beside it a manifest of its count and SHA-256 (checked by every run)."""
+    data = "".join(p.to_json() + "\n" for p in prompts).encode("utf-8")
+    write_atomic_bytes(out_path, data)
+    if manifest_path is not None:
+        manifest = PromptsManifest(n_prompts=len(prompts), sha256=sha256_of(data))
+        write_atomic_text(manifest_path, json.dumps(asdict(manifest), indent=2) + "\n")
 
 
 def read_prompts(path: Path) -> list[Prompt]:
+    path = Path(path)
+    return _parse_prompts(_read_input(path, "prompts"), str(path))
+
+
+def _parse_prompts(data: bytes, source: str) -> list[Prompt]:
     prompts = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            prompts.append(Prompt(record["task_id"], record["prompt"], int(record["n_tokens"])))
+    for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = _json_line(line, source, number)
+        missing = [key for key in ("task_id", "prompt", "n_tokens") if key not in record]
+        if missing:
+            raise InputError(f"{source}, line {number}: missing {', '.join(map(repr, missing))}")
+        prompts.append(Prompt(record["task_id"], record["prompt"], int(record["n_tokens"])))
+    return prompts
+
+
+@dataclass(frozen=True)
+class PromptsManifest:
+    n_prompts: int
+    sha256: str
+
+
+def expected_prompt_count(limit: int | None) -> int:
+    """How many prompts a study sends in every run: one per HumanEval problem, or the limit."""
+    return HUMANEVAL_PROBLEMS if limit is None else min(limit, HUMANEVAL_PROBLEMS)
+
+
+def verified_prompts(path: Path, manifest_path: Path, expected_count: int) -> list[Prompt]:
+    """The prompts, only if they are exactly what sample_prompts wrote and what the study expects."""
+    path, manifest_path = Path(path), Path(manifest_path)
+    data = _read_input(path, "prompts")
+    try:
+        manifest = PromptsManifest(**json.loads(_read_input(manifest_path, "prompts manifest")))
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{manifest_path}: not a prompts manifest ({error})") from None
+    lines = sum(1 for line in data.decode("utf-8", errors="replace").splitlines() if line.strip())
+    if sha256_of(data) != manifest.sha256:
+        raise InputError(
+            f"{path}: its content is not what sample_prompts wrote ({lines} prompt lines, "
+            f"{manifest.n_prompts} expected; SHA-256 {sha256_of(data)[:12]}… instead of "
+            f"{manifest.sha256[:12]}… in {manifest_path.name}). It was changed or cut short: delete "
+            "both files and run the workflow again to make them anew."
+        )
+    if manifest.n_prompts != expected_count:
+        raise InputError(
+            f"{path}: holds {manifest.n_prompts} prompts, this study sends {expected_count} "
+            "(prompts.limit, or one per HumanEval problem); delete it to have it made again"
+        )
+    prompts = _parse_prompts(data, str(path))
+    if len(prompts) != expected_count:
+        raise InputError(f"{path}: {len(prompts)} prompts, expected {expected_count}")
     return prompts
 
 

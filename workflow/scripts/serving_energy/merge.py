@@ -1,12 +1,15 @@
-"""Merge measured runs into one table (one row per run); list failed attempts beside it."""
+"""Merge measured runs into one table (one row per run); list failed and superseded attempts."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import polars as pl
+
+from serving_energy.layout import ResultsLayout
+from serving_energy.validity import ValidityThresholds, evaluate
 
 CONTRACT_COLUMNS = (
     "model", "size_category", "engine", "provider", "configuration", "rep",
@@ -15,15 +18,25 @@ CONTRACT_COLUMNS = (
     "n_requests", "n_failed", "new_tokens",
 )  # fmt: skip
 RUN_KEYS = (
-    "model", "size_category", "engine", "provider", "configuration", "configuration_id", "rep",
+    "model", "engine", "provider", "configuration", "configuration_id", "rep",
     "n_requests", "n_failed", "new_tokens", "standin", "load_duration_s", "threads", "device",
     "started_at", "finished_at", "config_sha256",
 )  # fmt: skip
+# What the study's config says about each model (size category, parameters, ...): taken from the
+# config at merge time, so correcting a description re-merges instead of re-measuring.
+DESCRIPTION_COLUMNS = (
+    "size_category", "parameters", "affiliation", "release", "humaneval_pass_at_1_pct",
+)  # fmt: skip
 
 
-def run_row(run: dict) -> dict:
-    """The flat table row of one run.json: identity, counts, every scalar metric, provenance."""
+def run_row(
+    run: dict, description: Mapping | None = None, thresholds: ValidityThresholds | None = None
+) -> dict:
+    """The flat table row of one run.json: identity, counts, every scalar metric, provenance,
+    and the validity verdict under the study's current ``thresholds``."""
     row = {key: run.get(key) for key in RUN_KEYS}
+    description = description or {}
+    row.update({column: description.get(column, run.get(column)) for column in DESCRIPTION_COLUMNS})
     metrics = run.get("metrics", {})
     # Per-domain and cross-check details ("energy_cpu_domains_j[package-0]") depend on the
     # machine's sensors; they stay in run.json rather than making sparse columns here.
@@ -32,6 +45,7 @@ def run_row(run: dict) -> dict:
     )
     for column in CONTRACT_COLUMNS:
         row.setdefault(column, None)
+    row.update(_validity(run, metrics, thresholds or ValidityThresholds()))
     machine = run.get("machine", {})
     gpus = machine.get("gpus") or []
     row.update(
@@ -40,16 +54,33 @@ def run_row(run: dict) -> dict:
         cpu_model=machine.get("cpu_model"),
         gpu_name=gpus[0]["name"] if gpus else None,
         git_commit=machine.get("git_commit"),
-        cooldown_waited_s=run.get("cooldown", {}).get("waited_s"),
+        cooldown_waited_s=(run.get("cooldown") or {}).get("waited_s"),
     )
     return row
+
+
+def _validity(run: dict, metrics: Mapping, thresholds: ValidityThresholds) -> dict:
+    quantities = (run.get("validity") or {}).get("quantities")
+    if quantities is None:  # a run made before the gates existed: its window flags only
+        valid = bool(metrics.get("valid", True))
+        reasons = None if valid else "meter window: flagged (see run.json metrics)"
+    else:
+        verdict = evaluate(quantities, thresholds)
+        valid, reasons = verdict.valid, "; ".join(verdict.reasons) or None
+    return {"valid": valid, "invalid_reasons": reasons}
 
 
 def _is_scalar(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def merge_runs(run_paths: Iterable[Path]) -> pl.DataFrame:
+def merge_runs(
+    run_paths: Iterable[Path],
+    models: Mapping[str, Mapping] | None = None,
+    thresholds: ValidityThresholds | None = None,
+) -> pl.DataFrame:
+    """One row per run; ``models`` gives each model's description from the study's config."""
+    models = models or {}
     rows = []
     for path in run_paths:
         run = json.loads(Path(path).read_text())
@@ -57,7 +88,7 @@ def merge_runs(run_paths: Iterable[Path]) -> pl.DataFrame:
             raise ValueError(
                 f"{path}: status {run.get('status')!r}; only complete runs belong here"
             )
-        rows.append(run_row(run))
+        rows.append(run_row(run, models.get(run.get("model")), thresholds))
     if not rows:
         raise ValueError("no runs to merge")
     frame = pl.DataFrame(rows, infer_schema_length=None)
@@ -68,30 +99,55 @@ def merge_runs(run_paths: Iterable[Path]) -> pl.DataFrame:
 
 FAILED_SCHEMA = {
     "model": pl.String, "configuration": pl.String, "rep": pl.Int64, "attempt": pl.String,
-    "started_at": pl.String, "n_requests": pl.Int64, "n_failed": pl.Int64, "reason": pl.String,
+    "status": pl.String, "started_at": pl.String, "hostname": pl.String,
+    "slurm_job_id": pl.String, "n_requests": pl.Int64, "n_failed": pl.Int64, "reason": pl.String,
     "folder": pl.String,
 }  # fmt: skip
 
 
-def failed_attempts(failed_root: Path) -> pl.DataFrame:
-    """Every failed attempt kept under ``failed_root`` with its reason (empty table if none)."""
+def failed_attempts(layout: ResultsLayout) -> pl.DataFrame:
+    """Every failed, interrupted or unfinished attempt with its reason (empty table if none)."""
     rows = []
-    for path in sorted(Path(failed_root).glob("*/*/rep*/*/failure.json")):
-        run = json.loads(path.read_text())
+    for path in layout.failure_records():
+        record = json.loads(path.read_text())
+        attempt = record.get("attempt") or record  # an unfinished attempt's record is flat
         rows.append(
             {
-                "model": run.get("model"),
-                "configuration": run.get("configuration"),
-                "rep": run.get("rep"),
+                "model": record.get("model"),
+                "configuration": record.get("configuration"),
+                "rep": record.get("rep"),
                 "attempt": path.parent.name,
-                "started_at": run.get("started_at"),
-                "n_requests": run.get("n_requests"),
-                "n_failed": run.get("n_failed"),
-                "reason": run.get("failure"),
-                "folder": str(path.parent),
+                "status": record.get("status"),
+                "started_at": attempt.get("started_at") or record.get("started_at"),
+                "hostname": attempt.get("hostname"),
+                "slurm_job_id": attempt.get("slurm_job_id"),
+                "n_requests": record.get("n_requests"),
+                "n_failed": record.get("n_failed"),
+                "reason": record.get("failure"),
+                "folder": path.parent.as_posix(),
             }
         )
     return pl.DataFrame(rows, schema=FAILED_SCHEMA)
+
+
+SUPERSEDED_SCHEMA = {
+    "model": pl.String, "configuration": pl.String, "rep": pl.Int64, "previous_started_at": pl.String,
+    "superseded_at": pl.String, "reason": pl.String, "folder": pl.String,
+}  # fmt: skip
+
+
+def superseded_runs(layout: ResultsLayout) -> pl.DataFrame:
+    """Every complete run that a later measurement replaced, where it is kept and why."""
+    rows = []
+    for path in layout.superseded_records():
+        record = json.loads(path.read_text())
+        rows.append(
+            {
+                **{key: record.get(key) for key in SUPERSEDED_SCHEMA if key != "folder"},
+                "folder": path.parent.as_posix(),
+            }
+        )
+    return pl.DataFrame(rows, schema=SUPERSEDED_SCHEMA)
 
 
 def equivalence_table(check_paths: Iterable[Path]) -> pl.DataFrame:

@@ -13,6 +13,7 @@ import polars as pl
 import yaml
 
 from serving_energy.io import atomic_path, write_atomic_text
+from serving_energy.layout import RUN_FILES, ResultsLayout, RunKey
 
 ARCHIVE_NAME = "replication-package.zip"
 CHECKSUMS_NAME = "SHA256SUMS"
@@ -27,9 +28,14 @@ FOLDERS = {
     "runs/": "`<model>/<engine>-<provider>/rep<N>/`: one folder per measured run: `run.json` "
     "(metadata, metrics and the method of every energy figure), `requests.parquet` (one row per "
     "request), `timeline.parquet` (every meter sample and phase marker on one clock).",
-    "failed/": "failed attempts, each with `failure.json` (the reason) and its partial data; never "
-    "part of the analysis.",
-    "metrics/": "`runs.parquet`/`runs.csv` (one row per run), `failed_runs.csv`, `equivalence.csv`.",
+    "failed/": "failed, interrupted or unfinished attempts, each with `failure.json` (the reason) "
+    "and its partial data and logs; never part of the analysis.",
+    "superseded/": "complete runs that a later measurement of the same run replaced, each with "
+    "`superseded.json` (why); kept for the record, never part of the analysis.",
+    "metrics/": "`runs.parquet`/`runs.csv` (one row per run, with `valid` and "
+    "`invalid_reasons`), `excluded_runs.csv` (runs left out of the analysis, with reasons), "
+    "`failed_runs.csv`, `superseded_runs.csv`, `equivalence.csv`.",
+    "calibration/": "`<host>.json`: each measuring host's idle, measured by its first run.",
     "stats/": "tidy tables of every statistical test (`tests.csv`) and post-hoc pair "
     "(`posthoc.csv`), with LaTeX versions.",
     "tables/": "the paper's Tables 4 and 5 (CSV, LaTeX) and the saving ranges quoted in the text.",
@@ -48,6 +54,50 @@ class PackageInputs:
     failed: pl.DataFrame
     equivalence: pl.DataFrame
     software: Mapping[str, str]
+    planned_runs: Sequence[Mapping] = ()
+    excluded: pl.DataFrame | None = None  # runs the analysis left out, with their reasons
+    analysis_method: str | None = None
+
+
+class InconsistentPackage(RuntimeError):
+    """The tables list a run whose files are not there: the package would contradict itself."""
+
+
+def run_keys(runs: pl.DataFrame) -> list[RunKey]:
+    return [
+        RunKey.of(model, engine, provider, rep)
+        for model, engine, provider, rep in runs.select(
+            "model", "engine", "provider", "rep"
+        ).iter_rows()
+    ]
+
+
+def check_runs_present(results_dir: Path, runs: pl.DataFrame) -> None:
+    """Refuse to package while ``runs`` lists a run whose folder or files are missing."""
+    layout = ResultsLayout(Path(results_dir))
+    missing = [
+        f"{layout.run_dir(key).relative_to(layout.root).as_posix()}/{name}"
+        for key in run_keys(runs)
+        for name in RUN_FILES
+        if not (layout.run_dir(key) / name).is_file()
+    ]
+    if missing:
+        shown = "\n  ".join(missing[:20]) + ("\n  ..." if len(missing) > 20 else "")
+        raise InconsistentPackage(
+            f"the merged tables list {len(missing)} run files that are not in {results_dir}:\n  "
+            f"{shown}\nRun the workflow again without targets to measure them again (it "
+            "re-makes missing runs), or restore them from a copy."
+        )
+
+
+def missing_runs(runs: pl.DataFrame, planned: Sequence[Mapping]) -> list[str]:
+    """Planned runs of the study that are not (yet) in the tables."""
+    present = set(run_keys(runs))
+    return [
+        str(key)
+        for key in (RunKey.of(p["model"], p["engine"], p["provider"], p["rep"]) for p in planned)
+        if key not in present
+    ]
 
 
 def packaged_files(results_dir: Path, exclude: Iterable[Path] = ()) -> list[Path]:
@@ -110,6 +160,21 @@ def energy_methods(runs: pl.DataFrame) -> list[str]:
     return lines
 
 
+def _excluded_section(excluded: pl.DataFrame | None) -> str:
+    if excluded is None or excluded.height == 0:
+        return "None: every run in `metrics/runs.csv` is in the tests, tables and figures."
+    rows = [
+        f"{model} {configuration} rep {rep}: {reasons}"
+        for model, configuration, rep, reasons in excluded.select(
+            "model", "configuration", "rep", "reasons"
+        ).iter_rows()
+    ]
+    return (
+        f"{excluded.height} runs are measured and kept but left out of the tests, tables and "
+        "figures (`metrics/excluded_runs.csv`):\n" + _bullets(rows)
+    )
+
+
 def _bullets(values: Iterable[str]) -> str:
     text = "\n".join(f"- {value}" for value in values)
     return text or "- none"
@@ -128,6 +193,19 @@ def render_readme(inputs: PackageInputs) -> str:
         if "passed" in inputs.equivalence.columns
         else inputs.equivalence.head(0)
     )
+    missing = missing_runs(runs, inputs.planned_runs) if inputs.planned_runs else []
+    if not inputs.planned_runs:
+        completeness = ""
+    elif not missing:
+        completeness = f"- complete: all {len(inputs.planned_runs)} planned runs are here"
+    else:
+        shown = ", ".join(missing[:20]) + (
+            f", and {len(missing) - 20} more" if len(missing) > 20 else ""
+        )
+        completeness = (
+            f"- **incomplete: {len(missing)} of {len(inputs.planned_runs)} planned runs are not "
+            f"measured yet**: {shown}"
+        )
     sections = [
         f"# Replication package: {study.get('name')}",
         str(study.get("description") or ""),
@@ -136,7 +214,13 @@ def render_readme(inputs: PackageInputs) -> str:
         "## How it was made\n"
         f"```\n{inputs.command}\n```\n"
         f"The complete configuration is in `{CONFIG_SNAPSHOT}`. Every run records the git commit "
-        "of the workflow, the SHA-256 of the configuration, the machine and library versions.",
+        "of the workflow, the SHA-256 of the configuration, the machine and library versions."
+        + (
+            f" The statistics, tables and figures were made with the **{inputs.analysis_method}** "
+            "analysis method (`analysis.method`; see the workflow's docs/analysis.md)."
+            if inputs.analysis_method
+            else ""
+        ),
         "## What each folder holds\n" + "\n".join(f"- `{k}` {v}" for k, v in FOLDERS.items()),
         "## The study\n"
         f"- {runs.height} runs: {runs['model'].n_unique()} models × "
@@ -144,7 +228,8 @@ def render_readme(inputs: PackageInputs) -> str:
         "repetitions\n"
         f"- configurations: {', '.join(study.get('configurations', []))}\n"
         "- excluded configurations: "
-        + (", ".join(f"{label} ({why})" for label, why in excluded.items()) or "none"),
+        + (", ".join(f"{label} ({why})" for label, why in excluded.items()) or "none")
+        + (f"\n{completeness}" if completeness else ""),
         "## Measured or estimated\n"
         + "\n".join(energy_methods(runs))
         + "\n\nAn estimate is never a measurement: it comes from CPU load and a configured power "
@@ -159,6 +244,7 @@ def render_readme(inputs: PackageInputs) -> str:
         "## Hardware\n" + _bullets(hosts) + ("\n\nGPUs:\n" + _bullets(gpus) if gpus else ""),
         "## Software\n"
         + _bullets(f"{name} {version}" for name, version in sorted(inputs.software.items())),
+        "## Runs left out of the analysis\n" + _excluded_section(inputs.excluded),
         "## Failed attempts\n"
         + (
             f"{inputs.failed.height} failed attempts are listed in `metrics/failed_runs.csv` and "
@@ -192,6 +278,7 @@ def write_package(
     exclude: Iterable[Path] = (),
 ) -> Sequence[Path]:
     results_dir = Path(inputs.results_dir)
+    check_runs_present(results_dir, inputs.runs)
     write_atomic_text(
         results_dir / CONFIG_SNAPSHOT, yaml.safe_dump(dict(inputs.config), sort_keys=False)
     )

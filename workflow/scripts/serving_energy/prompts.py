@@ -27,6 +27,8 @@ def make_prompts(
     max_tokens: int,
     limit: int | None,
     out_path: Path,
+    manifest_path: Path | None = None,
+    humaneval_sha256: str | None = None,
 ) -> list[Prompt]:
     tokenizer = load_tokenizer(tokenizer_dir)
 
@@ -36,7 +38,7 @@ def make_prompts(
     def decode(ids) -> str:
         return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
-    problems = read_problems(humaneval_path)
+    problems = read_problems(humaneval_path, humaneval_sha256)
     if source == "sample":
         prompts = sample_prompts(
             problems, encode, decode, PromptSampling(seed, min_tokens, max_tokens)
@@ -48,5 +50,5 @@ def make_prompts(
     else:
         raise ValueError(f"prompts.source must be 'sample' or 'paper', not {source!r}")
     prompts = limit_prompts(prompts, limit)
-    write_prompts(prompts, out_path)
+    write_prompts(prompts, out_path, manifest_path)
     return prompts

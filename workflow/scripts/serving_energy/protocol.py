@@ -1,48 +1,54 @@
 """One measured run: cooldown, idle, load, warm-up, inference, stop, idle; every phase on one clock.
 
-The run's files appear only when the run succeeded: they are written to a staging folder and
-moved into place last. A run that fails (a request failed, the server died, an engine disagreed
-with itself) keeps everything measured so far in a separate failure folder with its reason, and
-raises, so the workflow marks the job failed and re-runs it next time.
+The run's files appear only when the run succeeded, and never at the cost of an earlier run: see
+``run_store``. A run that fails (a request failed, the server died, a CUDA configuration ran on the
+CPU) or is interrupted (Ctrl-C, ``kill``, ``scancel``, Snakemake gone) keeps everything measured
+so far in a failure folder with its reason, and raises, so the workflow marks the job failed and
+measures the run again next time.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
+from serving_energy.calibration import idle_power, load_or_calibrate, measure_idle
 from serving_energy.client import RequestRecord, send_prompts
-from serving_energy.dataset import Prompt
-from serving_energy.io import atomic_dir, write_atomic_json
+from serving_energy.dataset import Prompt, verified_prompts
+from serving_energy.layout import ResultsLayout
+from serving_energy.lifecycle import Interrupted, seal
 from serving_energy.machine import describe_machine
+from serving_energy.manifest import verify_manifest
 from serving_energy.meters import Sampler, build_meters, window_metrics
+from serving_energy.progress import countdown, say
+from serving_energy.run_settings import CooldownSettings, RunSettings, resolve_threads
+from serving_energy.run_store import begin_attempt, keep_failure, publish_run
 from serving_energy.server_process import ServerError, ServerProcess, ServerSpec
-from serving_energy.study import Configuration
+from serving_energy.validity import (
+    BASELINE_PHASES,
+    COMPONENTS,
+    ValidityThresholds,
+    evaluate,
+    gate_quantities,
+)
 
 logger = logging.getLogger("serving_energy.protocol")
-
-PHASES = ("cooldown", "idle-before", "load", "warm-up", "inference", "stop", "idle-after")
-RUN_FILES = ("run.json", "requests.parquet", "timeline.parquet")
 
 
 class RunFailed(RuntimeError):
     """The run cannot count as a data point; its data were kept in the failure folder."""
 
 
-@dataclass(frozen=True)
-class CooldownSettings:
-    min_s: float = 60.0
-    adaptive: bool = True
-    cpu_usage_below_pct: float = 10.0
-    timeout_s: float = 600.0
+class RunInterrupted(RunFailed):
+    """The run was stopped from outside (a signal, or its supervisor died); data were kept."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,16 @@ def cool_down(
             return psutil.cpu_percent(interval=interval_s)
 
     started = clock()
+    if settings.min_s >= 5 or settings.adaptive:
+        say(
+            f"cooldown: {settings.min_s:.0f} s"
+            + (
+                f", then until CPU usage is below {settings.cpu_usage_below_pct:g} % "
+                f"(at most {settings.timeout_s:.0f} s)"
+                if settings.adaptive
+                else ""
+            )
+        )
     sleep(settings.min_s)
     if not settings.adaptive:
         return CooldownRecord(clock() - started, True, None)
@@ -83,9 +99,39 @@ def cool_down(
 
 
 @dataclass(frozen=True)
-class RunPaths:
-    out_dir: Path
-    failed_dir: Path
+class RunInputs:
+    prompts: Sequence[Prompt]
+    model_dir: Path
+    artefact_dir: Path | None = None
+    check_path: Path | None = None
+    integrity: Mapping[str, str] = field(default_factory=dict)  # how each input was verified
+
+    @classmethod
+    def verified(
+        cls,
+        prompts_path: Path,
+        prompts_manifest: Path,
+        expected_prompts: int,
+        model_dir: Path,
+        artefact_dir: Path | None = None,
+        check_path: Path | None = None,
+    ) -> RunInputs:
+        """The run's inputs, each checked to be what the workflow made (or an error naming it)."""
+        prompts = verified_prompts(prompts_path, prompts_manifest, expected_prompts)
+        integrity = {
+            "prompts": f"verified: {len(prompts)} prompts match {Path(prompts_manifest).name}",
+            "model": verify_manifest(model_dir),
+        }
+        if artefact_dir is not None:
+            integrity["engine"] = verify_manifest(artefact_dir)
+        return cls(prompts, Path(model_dir), artefact_dir, check_path, integrity)
+
+
+@dataclass(frozen=True)
+class RunLogs:
+    """The job's own log and the server's; both are kept with the run or the failed attempt."""
+
+    job_log: Path | None
     server_log: Path
 
 
@@ -119,76 +165,100 @@ def read_equivalence(check_path: Path | None) -> dict:
 
 
 def measure_run(
-    settings: Mapping,
-    prompts: Sequence[Prompt],
-    model_dir: Path,
-    artefact_dir: Path | None,
-    check_path: Path | None,
-    paths: RunPaths,
+    settings: RunSettings,
+    provenance: Mapping,
+    inputs: RunInputs,
+    layout: ResultsLayout,
+    logs: RunLogs,
     workflow_dir: Path | None = None,
     progress: bool = True,
+    thresholds: ValidityThresholds | None = None,
+    calibration_idle_s: float = 0.0,
 ) -> dict:
-    """Run the protocol once and write run.json, requests.parquet and timeline.parquet.
+    """Run the protocol once; write run.json, requests.parquet and timeline.parquet in place.
 
-    ``settings`` holds plain values (see the measure rule): study, model, engine, provider, rep,
-    threads, generation, protocol, meters.
+    ``provenance`` (study, config hash, run order) is recorded, never compared: it does not
+    change what the run measures. ``thresholds`` judge the run's validity (recorded with it);
+    ``calibration_idle_s`` > 0 calibrates the host's idle on its first run.
     """
-    configuration = Configuration(settings["engine"], settings["provider"])
-    protocol = settings["protocol"]
-    generation = settings["generation"]
-    equivalence = read_equivalence(check_path)
-    started_at = datetime.now(UTC).isoformat()
+    thresholds = thresholds or ValidityThresholds()
+    key = settings.key
+    configuration = key.configuration
+    protocol = settings.protocol
+    attempt = begin_attempt(layout, key)
+    equivalence = read_equivalence(inputs.check_path)
     machine = describe_machine(workflow_dir)
+    threads, threads_source = resolve_threads(settings.threads)
+    prompts = inputs.prompts
 
-    cooldown = cool_down(CooldownSettings(**protocol["cooldown"]))
-    logger.info("cooldown: waited %.1f s (settled: %s)", cooldown.waited_s, cooldown.settled)
-
-    meter_settings = dict(settings["meters"])
-    meters = build_meters(meter_settings)
-    sampler = Sampler(meters, interval_s=meter_settings.get("interval_s", 0.1))
+    meter_settings = dict(settings.meters)
+    sampler = Sampler(
+        build_meters(meter_settings), interval_s=meter_settings.get("interval_s", 0.1)
+    )
     spec = ServerSpec(
-        model_name=settings["model"]["alias"],
-        model_dir=Path(model_dir),
-        artefact_dir=Path(artefact_dir) if artefact_dir else None,
+        model_name=key.model,
+        model_dir=Path(inputs.model_dir),
+        artefact_dir=Path(inputs.artefact_dir) if inputs.artefact_dir else None,
         engine=configuration.engine,
         provider=configuration.provider,
-        threads=int(settings["threads"]),
-        host=protocol["host"],
-        max_length=generation["max_length"],
-        max_new_tokens=generation["max_new_tokens"],
+        threads=threads,
+        host=protocol.host,
+        max_length=settings.generation.max_length,
+        max_new_tokens=settings.generation.max_new_tokens,
     )
-    server = ServerProcess(spec, paths.server_log)
+    server = ServerProcess(spec, logs.server_log)
     records: list[RequestRecord] = []
     warmup: list[RequestRecord] = []
     health: dict = {}
+    cooldown: CooldownRecord | None = None
+    calibration: dict | None = None
+    calibration_status = "no idle calibration (validity.calibration_idle_s is 0)"
     failure: str | None = None
+    interrupted: Interrupted | None = None
+    say(f"{key}: measuring ({threads} engine threads)")
     sampler.start()
     try:
-        _idle(sampler, "idle-before", protocol["idle_before_s"])
+        sampler.mark("cooldown", "start")
+        cooldown = cool_down(protocol.cooldown)
+        sampler.mark("cooldown", "end")
+        logger.info("cooldown: waited %.1f s (settled: %s)", cooldown.waited_s, cooldown.settled)
+        if calibration_idle_s > 0:
+            sampler.mark("calibration", "start")
+            calibration, calibration_status = load_or_calibrate(
+                layout.calibration(socket.gethostname()),
+                lambda: measure_idle(meter_settings, calibration_idle_s),
+                thresholds.idle_cpu_usage_max_pct,
+            )
+            sampler.mark("calibration", "end")
+        _idle(sampler, "idle-before", protocol.idle_before_s)
         sampler.mark("load", "start")
-        health = server.start(protocol["server_start_timeout_s"])
+        health = server.start(protocol.server_start_timeout_s)
         sampler.mark("load", "end")
         _check_device(health, configuration)
-        if protocol["warmup_requests"]:
+        if protocol.warmup_requests:
             sampler.mark("warm-up", "start")
             warmup = send_prompts(
                 server.base_url,
-                [prompts[i % len(prompts)] for i in range(protocol["warmup_requests"])],
-                timeout_s=protocol["request_timeout_s"],
+                [prompts[i % len(prompts)] for i in range(protocol.warmup_requests)],
+                timeout_s=protocol.request_timeout_s,
                 progress=False,
-                first_index=-protocol["warmup_requests"],
+                first_index=-protocol.warmup_requests,
             )
             sampler.mark("warm-up", "end")
+        logger.info("inference window: %d prompts", len(prompts))
         sampler.mark("inference", "start")
         records = send_prompts(
-            server.base_url, prompts, timeout_s=protocol["request_timeout_s"], progress=progress
+            server.base_url, prompts, timeout_s=protocol.request_timeout_s, progress=progress
         )
         sampler.mark("inference", "end")
         server.check_alive()
         sampler.mark("stop", "start")
         server.stop()
         sampler.mark("stop", "end")
-        _idle(sampler, "idle-after", protocol["idle_after_s"])
+        _idle(sampler, "idle-after", protocol.idle_after_s)
+    except Interrupted as error:
+        interrupted = error
+        failure = f"interrupted: {error}"
     except (ServerError, RunFailed) as error:
         failure = str(error)
     except Exception as error:  # whatever broke, what was measured so far must be kept
@@ -210,49 +280,74 @@ def measure_run(
 
     n_ok = sum(record.ok for record in records)
     new_tokens = sum(record.new_tokens or 0 for record in records)
-    metrics = _metrics_or_none(timeline, n_ok, new_tokens, failed=failure is not None)
+    try:
+        metrics = _metrics_or_none(timeline, n_ok, new_tokens, failed=failure is not None)
+        validity = None if metrics is None else _validity(
+            timeline, metrics.to_dict(), thresholds, calibration, calibration_status,
+            n_answered=n_ok, n_expected=len(prompts), provider=configuration.provider,
+        )  # fmt: skip
+    except Exception as error:  # the data must be kept even if judging them fails
+        logger.exception("computing the run's metrics failed")
+        failure = failure or f"computing the run's metrics failed: {type(error).__name__}: {error}"
+        metrics, validity = None, None
+    if validity is not None and not validity["valid"] and failure is None:
+        logger.warning("%s is flagged invalid: %s", key, "; ".join(validity["reasons"]))
     run = {
         "status": "failed" if failure else "ok",
         "failure": failure,
-        "model": settings["model"]["alias"],
-        "model_info": dict(settings["model"]),
-        "standin": "standin" in settings["model"],
-        "size_category": settings["model"]["size_category"],
-        "engine": configuration.engine,
-        "provider": configuration.provider,
-        "configuration": configuration.label,
-        "configuration_id": configuration.id,
-        "rep": settings["rep"],
-        "started_at": started_at,
+        **key.to_dict(),
+        "model_info": dict(settings.model),
+        "standin": settings.standin,
+        "started_at": attempt.started_at,
         "finished_at": datetime.now(UTC).isoformat(),
-        "threads": settings["threads"],
+        "threads": threads,
+        "threads_source": threads_source,
         "n_requests": len(records),
         "n_failed": len(failed_requests),
         "n_warmup_requests": len(warmup),
         "new_tokens": new_tokens,
         "load_duration_s": _phase_duration(timeline, "load"),
         "server_load_duration_s": health.get("load_duration_s"),
-        "cooldown": asdict(cooldown),
+        "cooldown": asdict(cooldown) if cooldown else None,
         "equivalence": equivalence,
+        "inputs": dict(inputs.integrity),
         "engine_info": health.get("engine_info"),
         "device": health.get("device"),
         "metrics": metrics.to_dict() if metrics is not None else {},
-        "generation": dict(generation),
-        "protocol": dict(protocol),
-        "meters": meter_settings,
-        "run_order": settings.get("run_order"),
-        "study": settings.get("study"),
-        "config_sha256": settings.get("config_sha256"),
+        "valid": None if validity is None else validity["valid"],
+        "validity": validity,
+        "identity": dict(settings.identity),
+        "protocol": asdict(protocol),
+        "attempt": attempt.provenance(),
+        **dict(provenance),
         "machine": machine,
     }
     frame = requests_frame([*warmup, *records])
+
+    def write_files(folder: Path) -> None:
+        frame.write_parquet(folder / "requests.parquet")
+        timeline.to_parquet(folder / "timeline.parquet")
+
+    kept_logs = {"server.log": logs.server_log}
+    if logs.job_log is not None:
+        kept_logs["measure.log"] = logs.job_log
     if failure:
-        _keep_failed(paths.failed_dir, run, frame, timeline)
-        raise RunFailed(f"run failed: {failure} (data kept in {paths.failed_dir})")
-    with atomic_dir(paths.out_dir) as staging:
-        frame.write_parquet(staging / "requests.parquet")
-        timeline.to_parquet(staging / "timeline.parquet")
-        write_atomic_json(staging / "run.json", run)
+        folder = keep_failure(attempt, run, write_files, kept_logs)
+        message = f"run failed: {failure} (data kept in {folder})"
+        if interrupted is not None:
+            raise RunInterrupted(message) from interrupted
+        raise RunFailed(message)
+    seal()
+    superseded = publish_run(attempt, run, write_files, kept_logs)
+    if superseded is not None:
+        logger.info("the run it replaces was kept in %s", superseded)
+    m = run["metrics"]
+    say(
+        f"{key}: done in {m.get('duration_s') or 0:.2f} s, CPU energy {m.get('energy_cpu_j')} J "
+        f"({m.get('energy_cpu_method')})"
+        + ("" if run["valid"] else f"; flagged invalid: {'; '.join(validity['reasons'])}")
+        + (f"; the run it replaces is kept in {superseded}" if superseded else "")
+    )
     return run
 
 
@@ -270,9 +365,37 @@ def _metrics_or_none(timeline, n_ok: int, new_tokens: int, *, failed: bool):
     )
 
 
+def _validity(
+    timeline, metrics: dict, thresholds, calibration, calibration_status: str, **run_facts
+) -> dict:
+    """The run's validity verdict, with everything it was judged on (see ``validity``)."""
+    quantities = gate_quantities(
+        timeline, metrics, _baseline_power(timeline), calibration=calibration, **run_facts
+    )
+    verdict = evaluate(quantities, thresholds)
+    return {
+        **verdict.to_dict(),
+        "quantities": quantities,
+        "thresholds": asdict(thresholds),
+        "calibration": calibration_status,
+    }
+
+
+def _baseline_power(timeline) -> dict[str, dict[str, float | None]]:
+    """Per component, the mean power of each idle window the run has."""
+    baseline: dict[str, dict[str, float | None]] = {component: {} for component in COMPONENTS}
+    for phase in BASELINE_PHASES:
+        if timeline.phase_bounds(phase) is None:
+            continue
+        power, _methods, _usage = idle_power(timeline, phase)
+        for component in COMPONENTS:
+            baseline[component][phase] = power[component]
+    return baseline
+
+
 def _idle(sampler: Sampler, phase: str, seconds: float) -> None:
     sampler.mark(phase, "start")
-    time.sleep(seconds)
+    countdown(phase, seconds)
     sampler.mark(phase, "end")
 
 
@@ -290,18 +413,3 @@ def _check_device(health: Mapping, configuration: Configuration) -> None:
         )
     if configuration.provider == "cpu" and device.startswith("cuda"):
         raise RunFailed(f"{configuration.label} is running on {device}, not the CPU")
-
-
-def _keep_failed(failed_dir: Path, run: dict, frame: pl.DataFrame, timeline) -> None:
-    attempt = Path(failed_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    attempt.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(attempt / "requests.parquet")
-    timeline.to_parquet(attempt / "timeline.parquet")
-    write_atomic_json(attempt / "failure.json", run)
-
-
-def remove_incomplete(out_dir: Path) -> None:
-    """Clear a run folder that lacks any of its files (left by a killed job) before a new run."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not all((out_dir / name).is_file() for name in RUN_FILES):
-        shutil.rmtree(out_dir)

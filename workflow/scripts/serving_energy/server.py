@@ -18,16 +18,88 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from serving_energy import __version__
 from serving_energy.io import write_atomic_json
+from serving_energy.lifecycle import die_with_parent
 
 logger = logging.getLogger("serving_energy.server")
 
 MAX_PROMPT_CHARS = 20_000
 MAX_NEW_TOKENS_LIMIT = 4096
+# A longest prompt is at most 80 kB of UTF-8; anything far beyond is refused before it is read
+# whole, parsed or echoed back.
+MAX_BODY_BYTES = 256 * 1024
+PREVIEW_CHARS = 60
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes``, declared or streamed; nothing echoed."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _refusal(self) -> JSONResponse:
+        return JSONResponse(
+            status_code=413,
+            content={"detail": f"request body over {self.max_bytes} bytes; send a shorter prompt"},
+        )
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refusal()(scope, receive, send)
+        received = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refusal()(scope, receive, send)
+
+
+def concise_validation_errors(errors) -> list[dict]:
+    """Pydantic's errors without the request echoed back: the field, the problem, and a short
+    preview of the offending value (never the whole body)."""
+    concise = []
+    for error in errors:
+        entry = {
+            "loc": list(error.get("loc", ())),
+            "msg": error.get("msg"),
+            "type": error.get("type"),
+        }
+        field_level = len(entry["loc"]) >= 2 and entry["type"] != "missing"
+        if field_level and "input" in error:
+            text = repr(error["input"])
+            entry["value"] = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+        concise.append(entry)
+    return concise
 
 
 class GenerateRequest(BaseModel):
@@ -130,6 +202,13 @@ def create_app(
         description="Serves one code language model in one runtime engine, greedily.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422, content={"detail": concise_validation_errors(error.errors())}
+        )
 
     @app.get("/health", response_model=Health)
     def health() -> Health:
@@ -154,7 +233,8 @@ def create_app(
             400: {
                 "description": "Body that cannot be read as text (FastAPI: error parsing the body)"
             },
-            422: {"description": "Invalid request"},
+            413: {"description": f"Request body over {MAX_BODY_BYTES} bytes"},
+            422: {"description": "Invalid request (each problem names its field)"},
             500: {"description": "Engine error"},
         },
     )
@@ -237,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from serving_energy.engines import load_engine
 
+    die_with_parent()
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

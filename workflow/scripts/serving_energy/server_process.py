@@ -1,13 +1,15 @@
 """Start the model server as a child process, wait until it is ready, stop it; report failures.
 
-The server runs in its own process (as it would in production) and writes its log to a file, so
-a failed start can show its tail.
+The server runs in its own process (as it would in production) and writes its log to a file (one
+per attempt), so a failed start can show its tail. It dies with the process that started it, even
+if that process is killed outright (``lifecycle.die_with_parent``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from serving_energy.lifecycle import PARENT_PID_ENV
 
 LIBRARY_ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_LINES = 40
@@ -74,7 +78,13 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
         self.base_url: str | None = None
         self.health: dict | None = None
-        self._port_file = Path(tempfile.mkdtemp(prefix="serving-energy-")) / "port.json"
+        self._scratch: Path | None = None
+
+    @property
+    def _port_file(self) -> Path:
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="serving-energy-"))
+        return self._scratch / "port.json"
 
     def start(self, timeout_s: float) -> dict:
         """Start and wait for /health to say ready; returns the health document."""
@@ -86,8 +96,9 @@ class ServerProcess:
                 [str(LIBRARY_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
             ),
             "PYTHONUNBUFFERED": "1",
+            PARENT_PID_ENV: str(os.getpid()),
         }
-        log = self.log_path.open("ab")
+        log = self.log_path.open("wb")  # this attempt's log only: a failure quotes this attempt
         self.process = subprocess.Popen(
             self.spec.command(self._port_file),
             stdout=log,
@@ -134,14 +145,19 @@ class ServerProcess:
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM (uvicorn shuts down gracefully), SIGKILL if it does not; returns the exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
+            if self.process is None or self.process.poll() is not None:
+                return None if self.process is None else self.process.returncode
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                return self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                return self.process.wait()
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+                self._scratch = None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         if not self.log_path.is_file():

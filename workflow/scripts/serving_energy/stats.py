@@ -1,17 +1,22 @@
 """The paper's statistical tests, per model and dependent variable, as tidy tables.
 
-For every model, dependent variable (``Metric``) and group of configurations (those on the CPU
-provider, those on the CUDA provider, or all of them) the procedure is the paper's:
+For every model, dependent variable (``Metric``) and group of configurations (all of a model's
+analysed configurations, or those of one provider: ``AnalysisMethod.grouping``):
 
 1. Shapiro-Wilk per configuration and Levene (median-centred) across configurations.
-2. If every configuration's Shapiro-Wilk fails to reject normality: Welch's ANOVA
-   (statsmodels ``anova_oneway(use_var="unequal")``) and Games-Howell post-hoc
-   (scikit-posthocs ``posthoc_games_howell``).
-3. Otherwise Kruskal-Wallis (scipy) and Dunn's test with Holm's correction
-   (scikit-posthocs ``posthoc_dunn(p_adjust="holm")``).
+2. The omnibus test and its post-hoc test, chosen per variable by the method
+   (``AnalysisMethod.tests``):
+   - ``parametric``: Welch's ANOVA (statsmodels ``anova_oneway(use_var="unequal")``) and
+     Games-Howell (scikit-posthocs ``posthoc_games_howell``);
+   - ``rank``: Kruskal-Wallis (scipy) and a rank post-hoc: Dunn's test with Holm's correction
+     (scikit-posthocs ``posthoc_dunn(p_adjust="holm")``, the paper's) or pairwise Mann-Whitney U
+     tests with Holm's correction (ours: Dunn-Holm cannot separate anything at 10 repetitions and
+     4 configurations, see docs/analysis.md);
+   - ``by_normality``: ``parametric`` when every compared configuration's Shapiro-Wilk fails to
+     reject normality, ``rank`` otherwise.
 
 Levene is reported but does not steer the choice: Welch's ANOVA and Games-Howell do not assume
-equal variances, and Kruskal-Wallis is used whenever normality is doubtful.
+equal variances, and the rank path does not either.
 
 Every pair also gets Cliff's delta, Hedges' g and the percentage saving based on medians.
 Nothing that cannot be tested crashes: it becomes a row whose decision is ``"not testable"`` and
@@ -36,6 +41,7 @@ from scipy import stats as scipy_stats
 from statsmodels.stats.oneway import anova_oneway
 
 from serving_energy.latex import Column, write_booktabs
+from serving_energy.method import EXTENDED, AnalysisMethod, RankPosthoc, TestFamily
 
 ProviderGrouping = Literal["by_provider", "all"]
 
@@ -134,7 +140,7 @@ class PairRow:
     model: str
     provider_group: str
     metric: str
-    test: str  # games_howell | dunn_holm
+    test: str  # games_howell | dunn_holm | mannwhitney_holm
     group_a: str
     group_b: str
     n_a: int
@@ -389,7 +395,60 @@ def _kruskal(cmp: _Comparison, groups: dict[str, np.ndarray], why: str) -> TestR
     )
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment: the k-th smallest p times (m - k + 1), kept monotone, capped
+    at 1. Written out because statsmodels' version runs gc.collect() on every call."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+# Exact Mann-Whitney p-values are cheap up to this many observations per group and tie-free.
+_MANNWHITNEY_EXACT_MAX_N = 50
+
+
+def mannwhitney_holm(groups: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Two-sided Mann-Whitney U test of every pair, Holm-adjusted over the pairs.
+
+    Exact p-values when a pair has no ties and at most 50 observations per group (so a pair of
+    10 perfectly separated repetitions gets p = 1.1e-5 before adjustment); otherwise the normal
+    approximation with tie and continuity corrections. Returns a symmetric matrix of adjusted
+    p-values indexed by group name (diagonal 1), like scikit-posthocs' functions.
+    """
+    names = list(groups)
+    pairs = list(itertools.combinations(names, 2))
+    raw: list[float] = []
+    for a_name, b_name in pairs:
+        a, b = groups[a_name], groups[b_name]
+        both = np.concatenate([a, b])
+        if _is_constant(both):  # one value throughout: no difference to find, and no variance
+            raw.append(1.0)
+            continue
+        exact = (
+            np.unique(both).size == both.size and max(a.size, b.size) <= _MANNWHITNEY_EXACT_MAX_N
+        )
+        result = _strict(
+            scipy_stats.mannwhitneyu,
+            a,
+            b,
+            alternative="two-sided",
+            method="exact" if exact else "asymptotic",
+        )
+        raw.append(float(result.pvalue))
+    matrix = pd.DataFrame(1.0, index=names, columns=names)
+    for (a_name, b_name), p_value in zip(pairs, holm(raw), strict=True):
+        matrix.loc[a_name, b_name] = matrix.loc[b_name, a_name] = p_value
+    return matrix
+
+
 def _posthoc_p_values(test: str, groups: dict[str, np.ndarray]) -> pd.DataFrame:
+    if test == "mannwhitney_holm":
+        return mannwhitney_holm(groups)
     long = pd.DataFrame(
         {
             "value": np.concatenate(list(groups.values())),
@@ -410,7 +469,11 @@ def _posthoc_p_values(test: str, groups: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def _pairs(
-    cmp: _Comparison, test: str, groups: dict[str, np.ndarray], omnibus_rejected: bool
+    cmp: _Comparison,
+    test: str,
+    groups: dict[str, np.ndarray],
+    omnibus_rejected: bool,
+    gate: bool,
 ) -> list[PairRow]:
     p_values = _posthoc_p_values(test, groups)
     rows: list[PairRow] = []
@@ -421,6 +484,9 @@ def _pairs(
         p_value = float(p_values.loc[a_name, b_name])
         median_a, median_b = float(np.median(a)), float(np.median(b))
         delta = cliffs_delta(a, b)
+        significant = None
+        if np.isfinite(p_value):
+            significant = bool(p_value < cmp.alpha) and (omnibus_rejected or not gate)
         rows.append(
             PairRow(
                 model=cmp.model,
@@ -436,9 +502,7 @@ def _pairs(
                 mean_diff=float(a.mean() - b.mean()) if test == "games_howell" else None,
                 p_value=p_value if np.isfinite(p_value) else None,
                 omnibus_rejected=omnibus_rejected,
-                significant=(omnibus_rejected and p_value < cmp.alpha)
-                if np.isfinite(p_value)
-                else None,
+                significant=significant,
                 cliffs_delta=delta,
                 magnitude=cliffs_delta_magnitude(delta),
                 hedges_g=hedges_g(a, b),
@@ -448,15 +512,48 @@ def _pairs(
     return rows
 
 
+def _choose_path(
+    family: TestFamily,
+    rank_posthoc: RankPosthoc,
+    shapiro_rows: list[TestRow],
+    alpha: float,
+) -> tuple[str, str, str]:
+    """(omnibus test, post-hoc test, why) for one comparison."""
+    if family == "parametric":
+        return "welch_anova", "games_howell", "test fixed for this variable (the paper's Table 3)"
+    if family == "rank":
+        return "kruskal", rank_posthoc, "test fixed for this variable (the paper's Table 3)"
+    if family != "by_normality":
+        raise ValueError(f"unknown test family {family!r}")
+    if all(r.decision == FAIL_TO_REJECT for r in shapiro_rows):
+        return (
+            "welch_anova",
+            "games_howell",
+            f"all configurations normal (Shapiro-Wilk p >= {alpha})",
+        )
+    doubtful = [
+        f"{r.configuration} ({'p < alpha' if r.decision == REJECT else r.reason})"
+        for r in shapiro_rows
+        if r.decision != FAIL_TO_REJECT
+    ]
+    return "kruskal", rank_posthoc, "normality rejected or untestable: " + ", ".join(doubtful)
+
+
 def compare_configurations(
     model: str,
     provider_group: str,
     metric: str,
     groups: dict[str, np.ndarray],
     alpha: float = 0.05,
+    *,
+    family: TestFamily = "by_normality",
+    rank_posthoc: RankPosthoc = "mannwhitney_holm",
+    gate_posthoc: bool = True,
 ) -> tuple[list[TestRow], list[PairRow]]:
     """Run the whole procedure on one set of configurations (name -> repetitions' values).
 
+    ``family`` chooses the omnibus and post-hoc tests (see the module docstring);
+    ``gate_posthoc`` makes a pair significant only when the omnibus test rejected too.
     Configurations with fewer than three repetitions are reported as not testable and left out
     of the comparison; the omnibus row's reason names them.
     """
@@ -484,27 +581,20 @@ def compare_configurations(
 
     levene_row = _levene(cmp, included)
     included_shapiro = [r for r in shapiro_rows if r.configuration in included]
-    all_normal = all(r.decision == FAIL_TO_REJECT for r in included_shapiro)
-    if all_normal:
-        why = f"all configurations normal (Shapiro-Wilk p >= {alpha})"
+    omnibus_test, posthoc_test, why = _choose_path(family, rank_posthoc, included_shapiro, alpha)
+    if omnibus_test == "welch_anova":
         omnibus = _welch_anova(cmp, included, why)
-        posthoc_test = "games_howell"
     else:
-        doubtful = [
-            f"{r.configuration} ({'p < alpha' if r.decision == REJECT else r.reason})"
-            for r in included_shapiro
-            if r.decision != FAIL_TO_REJECT
-        ]
-        why = "normality rejected or untestable: " + ", ".join(doubtful)
         omnibus = _kruskal(cmp, included, why)
-        posthoc_test = "dunn_holm"
     if excluded_note:
         omnibus = _with_reason(omnibus, f"{omnibus.reason}; {excluded_note}")
 
     pairs: list[PairRow] = []
     if omnibus.decision != NOT_TESTABLE:
         try:
-            pairs = _pairs(cmp, posthoc_test, included, omnibus.decision == REJECT)
+            pairs = _pairs(
+                cmp, posthoc_test, included, omnibus.decision == REJECT, gate=gate_posthoc
+            )
         except _TEST_FAILURES as error:
             omnibus = _with_reason(omnibus, f"{omnibus.reason}; post-hoc failed: {error}")
     return [*shapiro_rows, levene_row, omnibus], pairs
@@ -530,15 +620,18 @@ def analyse_runs(
     runs: pl.DataFrame,
     *,
     alpha: float = 0.05,
+    method: AnalysisMethod = EXTENDED,
     metrics: Sequence[Metric] = METRICS,
-    provider_grouping: ProviderGrouping = "by_provider",
 ) -> StatsResult:
-    """All tests for every model, metric and provider group of the merged runs table.
+    """All tests for every model, tested metric and configuration group of the runs table.
 
-    ``provider_grouping="by_provider"`` compares configurations within the CPU provider and
-    within the CUDA provider (as the paper); ``"all"`` compares all configurations together.
-    A metric is only compared among configurations of the providers it is measured on
-    (``Metric.providers``), so GPU metrics are always compared across CUDA configurations only.
+    ``method`` decides which metrics are tested and how (``AnalysisMethod.tests``), how
+    configurations are grouped (``grouping``: ``"by_provider"`` compares CPU configurations among
+    themselves and CUDA ones among themselves; ``"all"`` compares all of a model's
+    configurations together), the rank post-hoc test and whether post-hoc pairs are gated by
+    the omnibus test. A metric is only compared among configurations of the providers it is
+    measured on (``Metric.providers``), so GPU metrics are always compared across CUDA
+    configurations only.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
@@ -547,7 +640,7 @@ def analyse_runs(
     # whole heap (it was most of the running time of the paper-sized study).
     gc.freeze()
     try:
-        return _analyse(runs, alpha, metrics, provider_grouping)
+        return _analyse(runs, alpha, metrics, method)
     finally:
         gc.unfreeze()
 
@@ -556,12 +649,12 @@ def _analyse(
     runs: pl.DataFrame,
     alpha: float,
     metrics: Sequence[Metric],
-    provider_grouping: ProviderGrouping,
+    method: AnalysisMethod,
 ) -> StatsResult:
     test_rows: list[TestRow] = []
     pair_rows: list[PairRow] = []
-    present = [m for m in metrics if m.column in runs.columns]
-    for group_name, providers in _provider_groups(provider_grouping):
+    present = [m for m in metrics if m.column in runs.columns and m.column in method.tests]
+    for group_name, providers in _provider_groups(method.grouping):
         for metric in present:
             measured_on = [p for p in providers if p in metric.providers]
             if not measured_on:
@@ -578,7 +671,14 @@ def _analyse(
                     for configuration in order_configurations(of_model["configuration"])
                 }
                 tests, pairs = compare_configurations(
-                    model, group_name, metric.column, groups, alpha
+                    model,
+                    group_name,
+                    metric.column,
+                    groups,
+                    alpha,
+                    family=method.tests[metric.column],
+                    rank_posthoc=method.rank_posthoc,
+                    gate_posthoc=method.gate_posthoc,
                 )
                 test_rows.extend(tests)
                 pair_rows.extend(pairs)
@@ -616,14 +716,17 @@ def _with_metric_labels(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_tests_latex(
-    tests: pl.DataFrame, path: Path, shown: Sequence[str] = ("levene", *OMNIBUS_TESTS)
+    tests: pl.DataFrame,
+    path: Path,
+    shown: Sequence[str] = ("levene", *OMNIBUS_TESTS),
+    caption: str = "Omnibus tests per model, configuration group and metric",
 ) -> Path:
     """The tests of the ``shown`` kinds (default: Levene and the omnibus test; the per-
     configuration Shapiro-Wilk rows stay in the CSV) as a booktabs ``longtable``."""
     frame = _with_metric_labels(tests.filter(pl.col("test").is_in(list(shown))))
     columns = [
         Column("model", "Model", align="l"),
-        Column("provider_label", "Provider", align="l"),
+        Column("provider_label", "Group", align="l"),
         Column("metric_label", "Metric", align="l"),
         Column("test", "Test", align="l"),
         Column("statistic", "Statistic", "{:.3f}"),
@@ -632,19 +735,23 @@ def write_tests_latex(
         Column("p_value", "p", _P_FORMAT),
         Column("decision", "Decision", align="l"),
     ]
-    caption = "Omnibus tests per model, provider and metric"
     return write_booktabs(
         frame, path, columns, caption=caption, label="tab:tests", group_by="model", long=True
     )
 
 
-def write_posthoc_latex(posthoc: pl.DataFrame, path: Path) -> Path:
+def write_posthoc_latex(
+    posthoc: pl.DataFrame,
+    path: Path,
+    caption: str = "Post-hoc comparisons with effect sizes and savings",
+) -> Path:
     """Every post-hoc pair with its p-value, Cliff's delta and saving as a ``longtable``."""
     frame = _with_metric_labels(posthoc)
     columns = [
         Column("model", "Model", align="l"),
-        Column("provider_label", "Provider", align="l"),
+        Column("provider_label", "Group", align="l"),
         Column("metric_label", "Metric", align="l"),
+        Column("test", "Test", align="l"),
         Column("group_a", "A", align="l"),
         Column("group_b", "B", align="l"),
         Column("p_value", "p", _P_FORMAT),
@@ -653,7 +760,6 @@ def write_posthoc_latex(posthoc: pl.DataFrame, path: Path) -> Path:
         Column("magnitude", "Magnitude", align="l"),
         Column("saving_pct", "Saving A vs B [%]", "{:.2f}"),
     ]
-    caption = "Post-hoc comparisons (Games-Howell or Dunn-Holm) with effect sizes and savings"
     return write_booktabs(
         frame, path, columns, caption=caption, label="tab:posthoc", group_by="model", long=True
     )

@@ -7,9 +7,12 @@ It takes plain dicts and never reads files.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 ENGINES = ("torch", "onnx", "openvino", "torchscript")
 PROVIDERS = ("cpu", "cuda")
@@ -192,3 +195,100 @@ def run_priorities(
     elif mode != "fixed":
         raise ConfigError(f"protocol.run_order.mode: {mode!r} is neither 'random' nor 'fixed'")
     return {run: len(order) - position for position, run in enumerate(order)}
+
+
+# -- what a run is, and what it merely records ------------------------------------------------
+# A model's descriptive fields feed the analysis (size category) and the tables, not the measurement.
+MODEL_DESCRIPTION_KEYS = (
+    "parameters", "size_category", "affiliation", "release", "humaneval_pass_at_1_pct",
+)  # fmt: skip
+# The parts of the protocol that change what is measured; run order and time-outs do not.
+PROTOCOL_IDENTITY_KEYS = ("idle_before_s", "idle_after_s", "warmup_requests", "cooldown")
+METER_CREDENTIALS = ("username", "password")
+
+
+def without_credentials(meters: Mapping) -> dict:
+    """Meter settings with passwords and user names left out (they are never recorded)."""
+    return {
+        name: (
+            {k: v for k, v in value.items() if k not in METER_CREDENTIALS}
+            if isinstance(value, Mapping)
+            else value
+        )
+        for name, value in meters.items()
+    }
+
+
+def measurement_identity(
+    config: Mapping, model: str, engine: str, provider: str, rep: int | str
+) -> dict:
+    """Everything that changes what a run measures, and nothing else.
+
+    This is the measure rule's params: Snakemake re-measures a run when it changes, so targets,
+    analysis settings, the run order, the study's description and ``--cores`` are not in it. The
+    engine's thread count is the config's ``threads`` (null: every core of the measuring machine,
+    resolved and recorded by the run), never Snakemake's ``--cores``.
+    """
+    entry = config["models"][model]
+    return {
+        "model": {
+            "alias": model,
+            **{key: value for key, value in entry.items() if key not in MODEL_DESCRIPTION_KEYS},
+        },
+        "engine": engine,
+        "provider": provider,
+        "rep": int(rep),
+        "threads": config.get("threads"),
+        "generation": dict(config["generation"]),
+        "protocol": {key: config["protocol"][key] for key in PROTOCOL_IDENTITY_KEYS},
+        "meters": without_credentials(config["meters"]),
+    }
+
+
+def identity_changes(old: Mapping, new: Mapping, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Leaf settings that differ between two identities, by dotted key."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(old) | set(new), key=str):
+        name = f"{prefix}{key}"
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changes.update(identity_changes(before, after, f"{name}."))
+        elif before != after:
+            changes[name] = (before, after)
+    return changes
+
+
+def config_sha256(config: Mapping) -> str:
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def configured_runs(config: Mapping) -> list[tuple[str, str, int]]:
+    """Every (model, configuration id, rep) the config describes, in config order."""
+    configurations = [Configuration(c["engine"], c["provider"]) for c in config["configurations"]]
+    return [
+        (model, configuration.id, rep)
+        for model in config["models"]
+        for configuration in configurations
+        for rep in range(1, config["repetitions"] + 1)
+    ]
+
+
+def run_provenance(config: Mapping, model: str, configuration_id: str, rep: int) -> dict:
+    """What a run records about the study it belongs to without being part of what it measures."""
+    order = config["protocol"]["run_order"]
+    priorities = run_priorities(configured_runs(config), order["mode"], order["seed"])
+    priority = priorities.get((model, configuration_id, int(rep)))
+    return {
+        "study": {
+            "name": config["study"]["name"],
+            "description": config["study"]["description"],
+        },
+        "config_sha256": config_sha256(config),
+        "run_order": {
+            **order,
+            "priority": priority,
+            "position": None if priority is None else len(priorities) - priority + 1,
+            "of": len(priorities),
+        },
+    }

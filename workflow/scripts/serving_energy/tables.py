@@ -2,24 +2,32 @@
 
 Aggregation order (as the paper): first the median over the repetitions of each
 (model, configuration), then the arithmetic mean of those medians over the models of a size
-category. The ``"all"`` row is the mean over *all models'* medians (every model weighs the same),
-not the mean of the three category means (which would weigh a model of a small category more).
-A model without runs of a configuration simply does not enter that configuration's mean;
-``n_models`` says how many did.
+category. The ``"all"`` row (method ``extended``) is the mean over *all models'* medians (every
+model weighs the same), not the mean of the three category means (which would weigh a model of a
+small category more). A model without runs of a configuration simply does not enter that
+configuration's mean; ``n_models`` says how many did.
+
+Method ``paper`` prints what the authors printed: each model's median rounded to 2 decimals
+before the mean, the mean rounded to 2 decimals, no ``"all"`` row, and Table 4's global energy
+= CPU energy (``AnalysisMethod.presented_runs``). Savings: see ``all_saving_ranges``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from serving_energy.labels import DataLabels
 from serving_energy.latex import Column, write_booktabs
+from serving_energy.method import EXTENDED, AnalysisMethod
 from serving_energy.stats import (
     CONFIGURATION_ORDER,
     METRICS_BY_COLUMN,
+    PROVIDER_LABELS,
     PROVIDERS,
     baseline_configuration,
     order_configurations,
@@ -50,31 +58,64 @@ def medians_per_model(runs: pl.DataFrame, metric_columns: Sequence[str]) -> pl.D
     )
 
 
+def _rounded_mean(values: Sequence[float], decimals: int) -> float | None:
+    """The authors' arithmetic: each value rounded (Python's ``round``), the exactly rounded sum
+    (pandas' compensated sum gives the same for a handful of values) over the count, rounded
+    again. A plain left-to-right sum changes the printed digit of 2 of the paper's 30 cells."""
+    rounded = [round(v, decimals) for v in values if v is not None and not math.isnan(v)]
+    if not rounded:
+        return None
+    return round(math.fsum(rounded) / len(rounded), decimals)
+
+
+def _mean_table(
+    medians: pl.DataFrame,
+    keys: Sequence[str],
+    metric_columns: Sequence[str],
+    round_medians_to: int | None,
+) -> pl.DataFrame:
+    n_models = pl.col("model").n_unique().alias("n_models")
+    if round_medians_to is None:
+        return medians.group_by(*keys).agg(n_models, *[pl.col(c).mean() for c in metric_columns])
+    rows = []
+    for key, group in medians.group_by(*keys, maintain_order=True):
+        row: dict[str, object] = dict(zip(keys, key, strict=True))
+        row["n_models"] = group["model"].n_unique()
+        for column in metric_columns:
+            row[column] = _rounded_mean(group[column].to_list(), round_medians_to)
+        rows.append(row)
+    schema = {
+        **{k: medians.schema[k] for k in keys},
+        "n_models": pl.UInt32(),
+        **{c: pl.Float64() for c in metric_columns},
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
 def size_category_table(
-    runs: pl.DataFrame, provider: str, metric_columns: Sequence[str]
+    runs: pl.DataFrame,
+    provider: str,
+    metric_columns: Sequence[str],
+    *,
+    round_medians_to: int | None = None,
+    overall_row: bool = True,
 ) -> pl.DataFrame:
     """Mean over models of the per-model medians, per size category and configuration.
 
     Columns: size_category (str: "1", "2", "3", ..., "all"), configuration, n_models,
-    <metric columns>. Rows: categories in ascending order then "all"; configurations in the
-    paper's order.
+    <metric columns>. Rows: categories in ascending order then "all" (when ``overall_row``);
+    configurations in the paper's order. ``round_medians_to``: decimals each median and each
+    mean are rounded to, as the paper's printed tables (None: every digit).
     """
     medians = medians_per_model(runs.filter(pl.col("provider") == provider), metric_columns)
-    means = [pl.col(c).mean() for c in metric_columns]
-    per_category = medians.group_by("size_category", "configuration").agg(
-        pl.col("model").n_unique().alias("n_models"), *means
-    )
-    overall = medians.group_by("configuration").agg(
-        pl.col("model").n_unique().alias("n_models"), *means
-    )
-    per_category = per_category.with_columns(pl.col("size_category").cast(pl.Int64))
-    table = pl.concat(
-        [
-            per_category.sort("size_category").with_columns(pl.col("size_category").cast(pl.Utf8)),
-            overall.with_columns(pl.lit(ALL_CATEGORIES).alias("size_category")),
-        ],
-        how="diagonal",
-    )
+    per_category = _mean_table(
+        medians, ["size_category", "configuration"], metric_columns, round_medians_to
+    ).with_columns(pl.col("size_category").cast(pl.Int64))
+    parts = [per_category.sort("size_category").with_columns(pl.col("size_category").cast(pl.Utf8))]
+    if overall_row:
+        overall = _mean_table(medians, ["configuration"], metric_columns, round_medians_to)
+        parts.append(overall.with_columns(pl.lit(ALL_CATEGORIES).alias("size_category")))
+    table = pl.concat(parts, how="diagonal")
     category_rank = (pl.col("size_category") == ALL_CATEGORIES).cast(pl.Int64)
     numeric_category = pl.col("size_category").cast(pl.Int64, strict=False)
     return table.sort(
@@ -82,14 +123,28 @@ def size_category_table(
     ).select("size_category", "configuration", pl.col("n_models").cast(pl.Int64), *metric_columns)
 
 
-def table4(runs: pl.DataFrame) -> pl.DataFrame:
-    """CPU provider: global energy [J] and execution time [s] per size category."""
-    return size_category_table(runs, "cpu", TABLE4_METRICS)
+def table4(runs: pl.DataFrame, method: AnalysisMethod = EXTENDED) -> pl.DataFrame:
+    """CPU provider: global energy [J] and execution time [s] per size category (the paper's
+    method: global energy = CPU energy, rounded medians, no "all" row)."""
+    return size_category_table(
+        method.presented_runs(runs),
+        "cpu",
+        TABLE4_METRICS,
+        round_medians_to=method.round_medians_to,
+        overall_row=method.overall_row,
+    )
 
 
-def table5(runs: pl.DataFrame) -> pl.DataFrame:
-    """CUDA provider: CPU, GPU and global energy [J] and execution time [s] per size category."""
-    return size_category_table(runs, "cuda", TABLE5_METRICS)
+def table5(runs: pl.DataFrame, method: AnalysisMethod = EXTENDED) -> pl.DataFrame:
+    """CUDA provider: CPU, GPU and global (per-run CPU + GPU) energy [J] and execution time [s]
+    per size category."""
+    return size_category_table(
+        method.presented_runs(runs),
+        "cuda",
+        TABLE5_METRICS,
+        round_medians_to=method.round_medians_to,
+        overall_row=method.overall_row,
+    )
 
 
 def _metric_header(column: str) -> str:
@@ -104,12 +159,21 @@ def write_size_category_table(
     *,
     caption: str,
     label: str,
+    labels: DataLabels | None = None,
 ) -> list[Path]:
-    """Write a Table 4/5 frame as CSV (all digits) and booktabs LaTeX (two decimals)."""
+    """Write a Table 4/5 frame as CSV (the table's digits) and booktabs LaTeX (two decimals).
+
+    With ``labels``, the CSV gets the ``analysis_method`` and ``note`` columns and the caption
+    names the method and the data's caveats (estimated energy, stand-in models, ...)."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    table.write_csv(csv_path)
-    metric_columns = [c for c in table.columns if c not in ("size_category", "configuration")]
-    metric_columns.remove("n_models")
+    metric_columns = [
+        c for c in table.columns if c not in ("size_category", "configuration", "n_models")
+    ]
+    if labels is not None:
+        labels.with_columns(table).write_csv(csv_path)
+        caption = labels.caption(caption)
+    else:
+        table.write_csv(csv_path)
     columns = [
         Column("size_category", "Size category", align="l"),
         Column("configuration", "Configuration", align="l"),
@@ -249,15 +313,101 @@ def saving_ranges(
     return pl.DataFrame([r.__dict__ for r in rows], schema=SAVING_RANGE_SCHEMA, orient="row")
 
 
+def best_vs_worst_savings(runs: pl.DataFrame, provider: str, metric: str) -> pl.DataFrame:
+    """Per model: its best (lowest median) and worst (highest median) configuration of the
+    provider and the saving of the best against the worst, (1 - best / worst) x 100.
+
+    This is how the authors computed the paper's saving ranges (``08_analysis_nov.ipynb``:
+    min / max of each model's medians, the range over models). Models with fewer than two
+    configurations are left out. Columns: model, best, worst, best_median, worst_median,
+    saving_pct.
+    """
+    medians = medians_per_model(runs.filter(pl.col("provider") == provider), [metric])
+    rows = []
+    for (model,), of_model in medians.drop_nulls(metric).group_by("model", maintain_order=True):
+        if of_model.height < 2:
+            continue
+        ordered = of_model.sort(metric, _configuration_rank())
+        best, worst = ordered.row(0, named=True), ordered.row(-1, named=True)
+        rows.append(
+            {
+                "model": model,
+                "best": best["configuration"],
+                "worst": worst["configuration"],
+                "best_median": best[metric],
+                "worst_median": worst[metric],
+                "saving_pct": saving_pct(best[metric], worst[metric]),
+            }
+        )
+    schema = {
+        "model": pl.Utf8,
+        "best": pl.Utf8,
+        "worst": pl.Utf8,
+        "best_median": pl.Float64,
+        "worst_median": pl.Float64,
+        "saving_pct": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row").drop_nulls("saving_pct").sort("model")
+
+
+def _counted(configurations: Sequence[str]) -> str:
+    counts = {c: configurations.count(c) for c in order_configurations(configurations)}
+    return ", ".join(f"{c} for {n}" for c, n in counts.items())
+
+
+def best_vs_worst_ranges(runs: pl.DataFrame, provider: str, metric: str) -> pl.DataFrame:
+    """The paper's saving range of one provider and metric: the smallest and largest per-model
+    saving of the best configuration against the worst (``best_vs_worst_savings``).
+
+    One row (none without a model of two configurations); ``configuration`` and ``baseline``
+    name the best and worst configurations (several, joined by " / ", when they differ between
+    models, and then the sentence says which for how many models)."""
+    savings = best_vs_worst_savings(runs, provider, metric).sort("saving_pct")
+    if savings.is_empty():
+        return pl.DataFrame(schema=SAVING_RANGE_SCHEMA)
+    low, high = savings.row(0, named=True), savings.row(-1, named=True)
+    best, worst = savings["best"].to_list(), savings["worst"].to_list()
+    best_set, worst_set = order_configurations(best), order_configurations(worst)
+    if len(best_set) == 1 and len(worst_set) == 1:
+        who, against = best_set[0], worst_set[0]
+    else:
+        who = f"the best {PROVIDER_LABELS[provider]} configuration of each model ({_counted(best)})"
+        against = f"its worst ({_counted(worst)})"
+    row = SavingRange(
+        provider=provider,
+        metric=metric,
+        configuration=" / ".join(best_set),
+        baseline=" / ".join(worst_set),
+        n_models=savings.height,
+        min_saving_pct=low["saving_pct"],
+        min_saving_model=low["model"],
+        max_saving_pct=high["saving_pct"],
+        max_saving_model=high["model"],
+        sentence=saving_sentence(metric, who, against, low["saving_pct"], high["saving_pct"]),
+    )
+    return pl.DataFrame([row.__dict__], schema=SAVING_RANGE_SCHEMA, orient="row")
+
+
 SAVING_METRICS: tuple[str, ...] = ("energy_global_j", "duration_s")
 
 
-def all_saving_ranges(runs: pl.DataFrame, metrics: Sequence[str] = SAVING_METRICS) -> pl.DataFrame:
-    """``saving_ranges`` for every provider with runs and every metric, against the provider's
-    ``<TORCH, ...>`` baseline, in one table (same columns)."""
-    present = set(runs["provider"].unique().to_list())
+def all_saving_ranges(
+    runs: pl.DataFrame,
+    metrics: Sequence[str] = SAVING_METRICS,
+    method: AnalysisMethod = EXTENDED,
+) -> pl.DataFrame:
+    """The saving ranges of every provider with runs and every metric, in one table.
+
+    ``method.savings``: ``"against_torch"`` gives one row per configuration against the
+    provider's ``<TORCH, ...>`` baseline (``saving_ranges``); ``"best_vs_worst"`` one row per
+    provider, the paper's best-against-worst range (``best_vs_worst_ranges``). Energy is the
+    method's presented global energy (``AnalysisMethod.presented_runs``).
+    """
+    runs = method.presented_runs(runs)
+    present = set(runs["provider"].unique().to_list()) if "provider" in runs.columns else set()
+    ranges = best_vs_worst_ranges if method.savings == "best_vs_worst" else saving_ranges
     frames = [
-        saving_ranges(runs, provider, metric)
+        ranges(runs, provider, metric)
         for provider in PROVIDERS
         if provider in present
         for metric in metrics
@@ -268,27 +418,57 @@ def all_saving_ranges(runs: pl.DataFrame, metrics: Sequence[str] = SAVING_METRIC
     return pl.concat(frames)
 
 
-def write_saving_sentences(ranges: pl.DataFrame, path: Path) -> Path:
-    """The sentences as a Markdown list, one per configuration and metric."""
+SAVING_DEFINITIONS: dict[str, str] = {
+    "against_torch": (
+        "Savings against the TORCH baseline of each provider. Per model: (median of the "
+        "baseline - median of the configuration) / median of the baseline x 100, medians over "
+        "repetitions; the range runs over the models."
+    ),
+    "best_vs_worst": (
+        "Savings of the best against the worst configuration of each provider, as the paper "
+        "computed them. Per model: (1 - lowest median / highest median) x 100 over the "
+        "provider's analysed configurations, medians over repetitions; the range runs over the "
+        "models."
+    ),
+}
+
+
+def write_saving_sentences(
+    ranges: pl.DataFrame,
+    path: Path,
+    method: AnalysisMethod = EXTENDED,
+    labels: DataLabels | None = None,
+) -> Path:
+    """The sentences as a Markdown list, one per range, under the method's definition."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# Savings against the TORCH baseline of each provider", ""]
-    definition = (
-        "Per model: (median of the baseline - median of the configuration) / median of the "
-        "baseline x 100, medians over repetitions; the range runs over the models."
-    )
-    lines += [definition, ""]
+    lines = [
+        f"# Saving ranges (analysis method: {method.name})",
+        "",
+        SAVING_DEFINITIONS[method.savings],
+        "",
+    ]
+    if labels is not None and labels.lines():
+        lines += [f"> Note: {line}." for line in labels.lines()] + [""]
     lines += [
         f"- {sentence} ({n} models)"
         for sentence, n in ranges.select("sentence", "n_models").iter_rows()
     ]
+    if ranges.is_empty():
+        lines.append("- (no model has two configurations of one provider to compare)")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-def write_saving_ranges(ranges: pl.DataFrame, csv_path: Path, tex_path: Path) -> list[Path]:
+def write_saving_ranges(
+    ranges: pl.DataFrame,
+    csv_path: Path,
+    tex_path: Path,
+    labels: DataLabels | None = None,
+) -> list[Path]:
     """The ranges as CSV and as a booktabs table (configuration, baseline, models, min, max)."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    ranges.write_csv(csv_path)
+    (labels.with_columns(ranges) if labels is not None else ranges).write_csv(csv_path)
+    caption = labels.caption("Saving ranges over the models") if labels is not None else None
     columns = [
         Column("metric", "Metric", align="l"),
         Column("configuration", "Configuration", align="l"),
@@ -299,5 +479,5 @@ def write_saving_ranges(ranges: pl.DataFrame, csv_path: Path, tex_path: Path) ->
         Column("max_saving_pct", "Max. saving [%]"),
         Column("max_saving_model", "at model", align="l"),
     ]
-    write_booktabs(ranges, tex_path, columns, group_by="metric")
+    write_booktabs(ranges, tex_path, columns, caption=caption, group_by="metric")
     return [csv_path, tex_path]

@@ -14,6 +14,8 @@ Typical use by the protocol code::
 See docs/meters.md for what each meter measures and how windows are computed.
 """
 
+from importlib import import_module
+
 from .base import (
     COUNTER,
     GAUGE,
@@ -27,16 +29,35 @@ from .base import (
     MeterInfo,
     Reading,
 )
-from .energibridge import EnergiBridgeMeter, read_energibridge_csv
-from .estimate import CpuEstimateMeter, estimated_cpu_power_w
-from .factory import DEFAULTS, build_meters, resolve_settings
-from .netio import NetioMeter, parse_netio_json
-from .nvml import NvmlMeter
-from .rapl import RaplMeter, discover_zones
-from .sampler import Sampler
-from .system import SystemMeter
 from .timeline import PHASES, Marker, MeterError, Timeline
 from .window import ComponentEnergy, WindowMetrics, unwrap_counter, window_metrics
+
+# The hardware meters, the sampler and the factory need their drivers (psutil, pynvml, requests);
+# they are imported on first use, so reading a timeline or judging a window (the analysis) needs
+# none of them.
+_LAZY = {
+    "EnergiBridgeMeter": "energibridge",
+    "read_energibridge_csv": "energibridge",
+    "CpuEstimateMeter": "estimate",
+    "estimated_cpu_power_w": "estimate",
+    "DEFAULTS": "factory",
+    "build_meters": "factory",
+    "resolve_settings": "factory",
+    "NetioMeter": "netio",
+    "parse_netio_json": "netio",
+    "NvmlMeter": "nvml",
+    "RaplMeter": "rapl",
+    "discover_zones": "rapl",
+    "Sampler": "sampler",
+    "SystemMeter": "system",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COUNTER",

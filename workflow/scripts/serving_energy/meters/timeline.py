@@ -23,8 +23,11 @@ import polars as pl
 from ..io import atomic_path
 from .base import Availability, MeterInfo, Reading
 
-# "stop" covers shutting the server down between inference and idle-after (the protocol marks it).
-PHASES = ("idle-before", "load", "warm-up", "inference", "stop", "idle-after", "cooldown")
+# In the order a run goes through them. "stop" covers shutting the server down between inference
+# and idle-after; "calibration" is the host's idle calibration, on the first run of a host only.
+PHASES = (
+    "cooldown", "calibration", "idle-before", "load", "warm-up", "inference", "stop", "idle-after",
+)  # fmt: skip
 EVENTS = ("start", "end")
 
 SCHEMA: dict[str, pl.DataType] = {

@@ -73,10 +73,12 @@ class WindowMetrics:
     energy_cpu_j: float | None
     energy_cpu_method: str | None
     energy_cpu_sensor: str | None
+    energy_cpu_meter: str | None
     energy_cpu_reason: str | None
     energy_gpu_j: float | None
     energy_gpu_method: str | None
     energy_gpu_sensor: str | None
+    energy_gpu_meter: str | None
     energy_gpu_reason: str | None
     energy_global_j: float | None
     energy_global_method: str | None
@@ -84,6 +86,7 @@ class WindowMetrics:
     energy_wall_j: float | None
     energy_wall_method: str | None
     energy_wall_sensor: str | None
+    energy_wall_meter: str | None
     energy_wall_reason: str | None
     baseline_cpu_power_w: float | None
     baseline_gpu_power_w: float | None
@@ -465,10 +468,12 @@ def window_metrics(
         energy_cpu_j=cpu.energy_j,
         energy_cpu_method=cpu.method,
         energy_cpu_sensor=cpu.sensor,
+        energy_cpu_meter=cpu.meter,
         energy_cpu_reason=cpu.reason,
         energy_gpu_j=gpu.energy_j,
         energy_gpu_method=gpu.method,
         energy_gpu_sensor=gpu.sensor,
+        energy_gpu_meter=gpu.meter,
         energy_gpu_reason=("no GPU present: " + (nvml_info.reason or ""))
         if gpu_absent
         else gpu.reason,
@@ -478,6 +483,7 @@ def window_metrics(
         energy_wall_j=wall.energy_j,
         energy_wall_method=wall.method,
         energy_wall_sensor=wall.sensor,
+        energy_wall_meter=wall.meter,
         energy_wall_reason=wall.reason,
         baseline_cpu_power_w=base_cpu,
         baseline_gpu_power_w=base_gpu,

@@ -1,0 +1,36 @@
+"""The one finished smoke study that every end-to-end test shares (copies for destructive ones)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, run_snakemake
+
+SMOKE_CONFIG = REPO / "config" / "smoke.yaml"
+
+
+def smoke(workdir: Path, *args: str, timeout_s: float = 1800):
+    """Snakemake on the smoke study in ``workdir``; ``args`` go last (targets, options)."""
+    return run_snakemake(
+        "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(SMOKE_CONFIG), "--cores", "2", *args, timeout_s=timeout_s,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = smoke(workdir)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return workdir
+
+
+@pytest.fixture
+def study_copy(study, tmp_path) -> Path:
+    """A private copy of the finished study (timestamps and Snakemake's records kept)."""
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy, symlinks=True)
+    return copy
