@@ -188,6 +188,10 @@ class LocalSlurm:
         result = self.run(["sinfo", "-h", "-N", "-n", NODE, "-o", "%T"], check=False)
         return result.stdout.strip()
 
+    def node_cpus(self) -> int:
+        output = self.run(["scontrol", "show", "node", NODE]).stdout
+        return int(re.search(r"CPUTot=(\d+)", output).group(1))
+
     def config_value(self, key: str) -> str:
         output = self.run(["scontrol", "show", "config"]).stdout
         match = re.search(rf"^{key}\s*=\s*(.*)$", output, re.M)

@@ -277,6 +277,15 @@ def test_every_run_names_its_slurm_job(study):
         assert run["machine"]["slurm_job_id"] == measured[wildcards], folder
 
 
+def test_measurements_ran_on_every_cpu_of_their_node(study):
+    """sbatch asks one CPU beside --exclusive; the srun step in the job must still get all of them
+    (task/affinity pins it to what it asked for), and the engine uses what the job may use."""
+    for folder in run_folders(study.workdir):
+        run = json.loads((folder / "run.json").read_text())
+        assert run["threads"] == study.cluster.node_cpus(), folder
+        assert run["threads_source"] == "all cores available to the job"
+
+
 def test_cancelled_measurement_is_kept_as_failed(study):
     model, engine, provider, rep = study.cancellation.wildcards.rsplit("_", 3)
     failed = study.workdir / f"results/failed/{model}/{engine}-{provider}/rep{rep}"

@@ -117,8 +117,9 @@ def serving_env(wildcards):
 def machine_cores(wildcards=None):
     """A job that owns the machine claims every core Snakemake may use here.
 
-    Snakemake caps it at --cores; on a cluster the profile's set-threads decides. It is never the
-    engine's thread count (the config's `threads`), so --cores does not change what is measured.
+    Snakemake caps it at --cores. On a cluster profiles/slurm decides instead (cpus_per_task: the
+    whole node the job gets). It is never the engine's thread count (the config's `threads`), so
+    --cores does not change what is measured.
     """
     return os.cpu_count() or 1
 
