@@ -212,12 +212,8 @@ def study(slurm_cluster, tmp_path_factory) -> ClusterStudy:
     assert cancellation.job_id, cancellation.note + measure.output[-6000:]
     redo = run(measure_command, workdir, slurm_cluster)
     assert redo.returncode == 0, redo.output[-6000:] + slurm_cluster.daemon_logs()
-    print(
-        "SLURM smoke: "
-        + ", ".join(
-            f"{i.command.split()[-1]} {i.duration_s:.0f} s" for i in (prepare, measure, redo)
-        )
-    )
+    steps = {"prepare": prepare, "measure (one cancelled)": measure, "redo": redo}
+    print("SLURM smoke: " + ", ".join(f"{name} {i.duration_s:.0f} s" for name, i in steps.items()))
     return ClusterStudy(workdir, slurm_cluster, prepare, measure, redo, cancellation)
 
 
