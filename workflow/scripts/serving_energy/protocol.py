@@ -342,9 +342,11 @@ def measure_run(
     if superseded is not None:
         logger.info("the run it replaces was kept in %s", superseded)
     m = run["metrics"]
+    energy = m.get("energy_global_j")
     say(
-        f"{key}: done in {m.get('duration_s') or 0:.2f} s, CPU energy {m.get('energy_cpu_j')} J "
-        f"({m.get('energy_cpu_method')})"
+        f"{key}: done in {m.get('duration_s') or 0:.2f} s, "
+        + (f"{energy:.4g} J" if energy is not None else "energy unavailable")
+        + f" ({m.get('energy_global_method')})"
         + ("" if run["valid"] else f"; flagged invalid: {'; '.join(validity['reasons'])}")
         + (f"; the run it replaces is kept in {superseded}" if superseded else "")
     )
