@@ -91,5 +91,11 @@ rule check_engine:
         n_prompts=config["equivalence"]["prompts"],
         max_new_tokens=config["equivalence"]["max_new_tokens"],
         max_mismatched_tokens=config["equivalence"]["max_mismatched_tokens"],
+        # Only OpenVINO's check depends on it; None keeps the other checks' params unchanged.
+        openvino_inference_precision=lambda wildcards: (
+            config["engines"]["openvino"]["inference_precision"]
+            if wildcards.engine == "openvino"
+            else None
+        ),
     script:
         "../scripts/check_engine.py"
