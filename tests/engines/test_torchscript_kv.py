@@ -111,8 +111,13 @@ def test_untraceable_architecture_fails_its_export_with_the_reason(
 
     monkeypatch.setattr(kv_trace, "traceable_transformers", contextlib.nullcontext)
     out_dir = tmp_path / "ts"
-    with pytest.raises(ExportError, match=r"architecture 'llama'.* to torchscript \(cpu\)"):
+    with pytest.raises(
+        ExportError, match=r"architecture 'llama'.* to torchscript \(cpu\)"
+    ) as raised:
         export_torchscript(standin_dirs["llama"], out_dir, "cpu")
+    # Seen with transformers 4.57: the trace records, but bakes the example's shape in; the
+    # verification at another length is what refuses it.
+    assert "TraceError" in str(raised.value) or "unordered_map" in str(raised.value)
     assert not out_dir.exists()
     assert not list(tmp_path.glob(".*partial*"))
 

@@ -211,9 +211,12 @@ def verify_kv_module(module, model, architecture: str, device) -> TraceVerificat
             ids = torch.randint(2, model.config.vocab_size, (1, n_tokens), generator=generator)
             ids = ids.to(device)
             want, eager_cache = _eager_logits(model, ids, DynamicCache())
-            out = module(ids, torch.arange(n_tokens, device=device))
+            where = f"prefill of {n_tokens} tokens"
+            out = _run_traced(
+                architecture, where, module, ids, torch.arange(n_tokens, device=device)
+            )
             got, cache = out[0], list(out[1:])
-            worst = max(worst, _compare(got, want, architecture, f"prefill of {n_tokens} tokens"))
+            worst = max(worst, _compare(got, want, architecture, where))
             eager_shapes = tuple(tuple(t.shape) for t in flatten_cache(eager_cache, architecture))
             traced_shapes = tuple(tuple(t.shape) for t in cache)
             if traced_shapes != eager_shapes:
@@ -225,9 +228,9 @@ def verify_kv_module(module, model, architecture: str, device) -> TraceVerificat
             next_id = want[:, -1:, :].argmax(-1)
             for step in range(VERIFY_DECODE_STEPS):
                 want, eager_cache = _eager_logits(model, next_id, eager_cache)
-                out = module.decode(next_id, cache)
-                got, cache = out[0], list(out[1:])
                 where = f"decode step {step + 1} after a {n_tokens}-token prompt"
+                out = _run_traced(architecture, where, module.decode, next_id, cache)
+                got, cache = out[0], list(out[1:])
                 worst = max(worst, _compare(got, want, architecture, where))
                 next_id = want[:, -1:, :].argmax(-1)
     return TraceVerification(
@@ -236,6 +239,18 @@ def verify_kv_module(module, model, architecture: str, device) -> TraceVerificat
         max_abs_logit_diff=worst,
         cache_shapes=shapes,
     )
+
+
+def _run_traced(architecture: str, where: str, method, *inputs):
+    """Call a traced method; a shape baked into the trace fails here, and says where."""
+    try:
+        return method(*inputs)
+    except RuntimeError as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise TraceError(
+            f"{architecture}: the traced module fails at {where} ({reason}): the trace does not "
+            "generalise to this length"
+        ) from error
 
 
 def _compare(got, want, architecture: str, where: str) -> float:

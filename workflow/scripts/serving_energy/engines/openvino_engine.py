@@ -15,7 +15,8 @@ from .base import (
 from .torch_engine import load_tokenizer
 
 # The KV cache follows the inference precision that was asked for; OpenVINO's own CPU default is
-# u8 (a quantised cache), which only the "default" choice leaves in place.
+# a reduced precision (u8 advertised, f16 compiled for a bf16 model here), which only the
+# "default" choice leaves in place.
 _PINNED = {
     "f32": {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"},
     "bf16": {"INFERENCE_PRECISION_HINT": "bf16", "KV_CACHE_PRECISION": "bf16"},
@@ -34,10 +35,10 @@ COMPILED_PROPERTIES = (
 def runtime_config(threads: int, inference_precision: str = "f32") -> dict[str, str]:
     """OpenVINO CPU properties: a fixed thread count and the chosen inference precision.
 
-    The CPU plugin picks bf16 inference on CPUs with AVX512-BF16/AMX and keeps the KV cache in u8
-    by default: both change the numbers. "f32" (the study's default) and "bf16" pin inference and
-    KV-cache precision; "default" sets neither, which is what optimum-intel runs unless told
-    otherwise (the paper's setup).
+    The CPU plugin picks bf16 inference on CPUs with AVX512-BF16/AMX and keeps the KV cache in a
+    reduced precision by default: both change the numbers. "f32" (the study's default) and "bf16"
+    pin inference and KV-cache precision; "default" sets neither, which is what optimum-intel runs
+    unless told otherwise (the paper's setup).
     """
     if inference_precision not in OPENVINO_INFERENCE_PRECISIONS:
         raise ValueError(
