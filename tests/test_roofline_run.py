@@ -20,7 +20,9 @@ def write_checkpoint(folder, tensors):
 
 
 def host(cpu_gb_s=20.0, cuda_gb_s=None):
-    measurement = BandwidthMeasurement("cpu", "sum", 2, 1, None, 1, 1.0, cpu_gb_s, cpu_gb_s, cpu_gb_s)
+    measurement = BandwidthMeasurement(
+        "cpu", "sum", 2, 1, None, 1, 1.0, cpu_gb_s, cpu_gb_s, cpu_gb_s
+    )
     return HostBandwidth("h", "t", 2, cpu_gb_s, 10.0, cuda_gb_s, None, (measurement,))
 
 
