@@ -1,15 +1,25 @@
 """Decode speed of the four engines on the CPU, side by side, for a codeparrot-small-sized stand-in.
 
 A random-weight GPT-2 stand-in at codeparrot-small's geometry (12 layers, 768 hidden, 12 heads,
-GPT-2's 50 257-token vocabulary, ~124 M parameters) is built and exported once into --work-dir
-(reused on later runs). Every engine is loaded once; prompts are then served round-robin across the
-engines (engine order rotates per prompt) so drift in machine load hits all engines alike. Greedy,
-batch 1, exactly --max-new-tokens new tokens per prompt. Prints tokens/s and mean latency per engine
-and their ratios to torch, and whether every engine's ids equal torch's.
+vocabulary 32 768, ~111 M parameters) is built and exported once into --work-dir (reused on later
+runs). Every engine is loaded once, each in its own worker process as in the study (one engine
+per server process): engines loaded side by side in one process disturb each other -- with ONNX
+Runtime and two OpenVINO models loaded beside it, torch's eager loop fell from ~40 to 24 tokens/s
+here. TorchScript warms its traced prefill and decode step up while loading. Prompts are then
+served round-robin across the engines (engine order rotates per prompt; idle workers sleep on a
+pipe) so drift in machine load hits all engines alike. Greedy, batch 1, exactly --max-new-tokens
+new tokens per prompt, every prompt for every engine.
 
-    .venv/bin/python benchmarks/bench_engines.py                       # 164 prompts x 116 tokens
-    .venv/bin/python benchmarks/bench_engines.py --n-prompts 8         # a reduced run
-    .venv/bin/python benchmarks/bench_engines.py --prompts results/prompts/prompts.jsonl
+Reports per engine: tokens/s and mean latency and their ratios to torch; the fraction of the
+machine's memory-bandwidth bound (``serving_energy.roofline``: read bandwidth measured here with
+the same threads, weight bytes per token at the engine's compute precision); and whether its ids
+equal torch's -- where not, the first divergence with torch's top-1/top-2 margin there and the
+engine's largest logit difference on that prompt (a margin below it is a near-tie flipped by
+rounding, not a broken engine).
+
+    .venv/bin/python benchmarks/bench_engines.py                      # 164 prompts x 116 tokens
+    .venv/bin/python benchmarks/bench_engines.py --n-prompts 8        # a reduced run
+    .venv/bin/python benchmarks/bench_engines.py --openvino-precisions f32 default
 """
 
 from __future__ import annotations
@@ -27,7 +37,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 ENGINES = ("torch", "onnx", "openvino", "torchscript")
-GEOMETRY = {"n_layers": 12, "hidden_size": 768, "n_heads": 12, "tokenizer": "gpt2", "seed": 0}
+# codeparrot-small: GPT-2 architecture, 12 x 768, 12 heads, vocabulary 32 768. The offline BPE has
+# fewer tokens, so the model's vocabulary is set to 32 768 on its own: the embedding and the output
+# head have codeparrot-small's size, ids the tokenizer lacks decode to nothing.
+MODEL_NAME = "gpt2-12x768-v32768"
+GEOMETRY = {
+    "n_layers": 12,
+    "hidden_size": 768,
+    "n_heads": 12,
+    "tokenizer": "bpe-humaneval",
+    "seed": 0,
+    "extra": {"vocab_size": 32768},
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,15 +59,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--prompts", type=Path, help="prompts.jsonl (field 'prompt')")
     parser.add_argument("--n-prompts", type=int, default=164)
     parser.add_argument("--max-new-tokens", type=int, default=116, help="128 total - ~12 prompt")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
-    parser.add_argument("--warmup", type=int, default=2, help="untimed generations per engine")
     parser.add_argument(
-        "--torchscript-prompts",
-        type=int,
-        help="serve only the first N prompts with torchscript: without a KV cache it re-runs the "
-        "whole sequence every step (about 0.5 tokens/s at this size on 2 busy cores)",
+        "--openvino-precisions",
+        nargs="+",
+        default=["f32"],
+        choices=["f32", "bf16", "default"],
+        help="one OpenVINO row per inference precision ('default': OpenVINO's own choice)",
     )
+    parser.add_argument("--warmup", type=int, default=2, help="untimed generations per engine")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
 
@@ -73,11 +95,18 @@ def load_prompts(path: Path | None, n_prompts: int) -> list[str]:
 
 
 def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | None]]:
-    """Build the stand-in and export it once; later runs reuse complete artefacts."""
-    from serving_energy.export import EXPORT_FILE, export_onnx, export_openvino, export_torchscript
+    """Build the stand-in and export it once; later runs reuse complete, current artefacts."""
+    from serving_energy.engines.torchscript_engine import TORCHSCRIPT_FORMAT
+    from serving_energy.export import (
+        EXPORT_FILE,
+        export_onnx,
+        export_openvino,
+        export_torchscript,
+        read_export_info,
+    )
     from serving_energy.standins import STANDIN_FILE, build_standin
 
-    model_dir = work_dir / "codeparrot-small-standin"
+    model_dir = work_dir / MODEL_NAME / "model"
     if not (model_dir / STANDIN_FILE).is_file():
         started = time.perf_counter()
         info = build_standin("gpt2", model_dir, **GEOMETRY)
@@ -94,12 +123,124 @@ def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | 
     for engine in engines:
         if engine == "torch":
             continue
-        out_dir = work_dir / ("torchscript-cpu" if engine == "torchscript" else engine)
-        if not (out_dir / EXPORT_FILE).is_file():
+        out_dir = work_dir / MODEL_NAME / ("torchscript-cpu" if engine == "torchscript" else engine)
+        current = (out_dir / EXPORT_FILE).is_file() and (
+            engine != "torchscript"
+            or read_export_info(out_dir)["details"].get("format") == TORCHSCRIPT_FORMAT
+        )
+        if not current:
             info = exporters[engine](model_dir, out_dir)
             print(f"exported {engine}: {info.duration_s:.1f} s, {info.size_bytes / 1e6:.0f} MB")
         artefacts[engine] = out_dir
     return model_dir, artefacts
+
+
+class EngineWorker:
+    """One engine loaded in its own process; requests go over a pipe, one at a time."""
+
+    def __init__(self, name, engine, model_dir, artefact, threads, options):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter, nothing inherited
+        self.name = name
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=serve_engine,
+            args=(child, engine, str(model_dir), artefact and str(artefact), threads, options),
+            daemon=True,
+        )
+        self.process.start()
+        status, payload = self.conn.recv()
+        if status != "ready":
+            raise RuntimeError(f"{name} failed to load: {payload}")
+        self.info, self.load_s = payload
+
+    def call(self, *request):
+        self.conn.send(request)
+        status, payload = self.conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"{self.name}: {payload}")
+        return payload
+
+    def generate(self, prompt: str, max_new_tokens: int) -> tuple[tuple[int, ...], float]:
+        return self.call("generate", prompt, max_new_tokens)
+
+    def close(self) -> None:
+        self.conn.send(("stop",))
+        self.process.join(timeout=30)
+
+
+def serve_engine(conn, engine, model_dir, artefact, threads, options) -> None:
+    """Worker process: load once, then answer generate / encode / logits until told to stop."""
+    import dataclasses
+    import traceback
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    from serving_energy.engines import EngineOptions, load_engine
+
+    try:
+        started = time.perf_counter()
+        loaded = load_engine(
+            engine, "cpu", Path(model_dir), artefact and Path(artefact), threads,
+            EngineOptions(**options),
+        )  # fmt: skip
+        load_s = time.perf_counter() - started
+        conn.send(("ready", (dataclasses.asdict(loaded.info()), load_s)))
+    except Exception:  # noqa: BLE001 - reported to the parent, which raises
+        conn.send(("error", traceback.format_exc()))
+        return
+    while True:
+        request = conn.recv()
+        try:
+            if request[0] == "stop":
+                return
+            if request[0] == "generate":
+                generation = loaded.generate(request[1], request[2])
+                conn.send(("ok", (generation.new_token_ids, generation.duration_s)))
+            elif request[0] == "encode":
+                conn.send(("ok", loaded.encode(request[1])))
+            elif request[0] == "logits":
+                conn.send(("ok", loaded.sequence_logits(request[1])))
+        except Exception:  # noqa: BLE001
+            conn.send(("error", traceback.format_exc()))
+
+
+def first_divergence(candidate, reference, prompt: str, got, want) -> dict | None:
+    """Where ``got`` first leaves torch's ids, torch's top-1 minus top-2 logit there and the
+    candidate's largest logit difference over the prompt's generated positions (both measured
+    on torch's own sequence, so the inputs are identical)."""
+    import numpy as np
+
+    index = next((i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b), None)
+    if index is None:
+        return None
+    prompt_ids = reference.call("encode", prompt)
+    sequence = prompt_ids + list(want)
+    ref_logits = reference.call("logits", sequence)
+    cand_logits = candidate.call("logits", sequence)
+    predicting = slice(len(prompt_ids) - 1, len(sequence) - 1)
+    top_two = np.sort(ref_logits[len(prompt_ids) - 1 + index])[-2:]
+    margin = float(top_two[1] - top_two[0])
+    max_diff = float(np.max(np.abs(ref_logits[predicting] - cand_logits[predicting])))
+    return {
+        "new_token_index": index,
+        "torch_top2_margin": margin,
+        "max_abs_logit_diff": max_diff,
+        "near_tie": margin <= max_diff,
+    }
+
+
+def measure_bandwidth(threads: int) -> dict[str, float]:
+    from serving_energy.roofline import measure_cpu_read_bandwidth
+
+    return {
+        kernel: measure_cpu_read_bandwidth(threads, kernel=kernel).read_bandwidth_gb_s
+        for kernel in ("sum", "gemv")
+    }
 
 
 def main(argv=None) -> int:
@@ -109,77 +250,140 @@ def main(argv=None) -> int:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    from serving_energy.engines import load_engine
+    from serving_energy.server_process import thread_environment
 
     args = parse_args(argv)
     engines = ["torch", *[e for e in args.engines if e != "torch"]]
     prompts = load_prompts(args.prompts, args.n_prompts)
     model_dir, artefacts = prepare(args.work_dir, engines)
-    loaded = {}
+    rows = []  # (row name, engine, options)
     for engine in engines:
-        started = time.perf_counter()
-        loaded[engine] = load_engine(engine, "cpu", model_dir, artefacts[engine], args.threads)
-        load_s = time.perf_counter() - started
-        for _ in range(args.warmup):
-            # Short: warms kernels, allocators and TorchScript's profiling executor (which
-            # optimises after its first calls) without paying for a full generation.
-            loaded[engine].generate(prompts[0], min(8, args.max_new_tokens))
-        print(f"loaded {engine} in {load_s:.1f} s")
+        if engine != "openvino":
+            rows.append((engine, engine, {}))
+            continue
+        for precision in args.openvino_precisions:
+            name = "openvino" if precision == "f32" else f"openvino[{precision}]"
+            rows.append((name, engine, {"openvino_inference_precision": precision}))
+    names = [name for name, _, _ in rows]
 
-    durations = {engine: [] for engine in engines}
-    ids = {engine: [] for engine in engines}
+    bandwidth_before = measure_bandwidth(args.threads)
+    # As the server process gets them (serving_energy.server_process): set, never inherited.
+    os.environ.update(thread_environment(args.threads))
+    loaded = {}
+    try:
+        for name, engine, options in rows:
+            loaded[name] = EngineWorker(
+                name, engine, model_dir, artefacts[engine], args.threads, options
+            )
+            for _ in range(args.warmup):
+                # Short: warms kernels and allocators without paying for a full generation.
+                loaded[name].generate(prompts[0], min(8, args.max_new_tokens))
+            print(
+                f"loaded {name} in {loaded[name].load_s:.1f} s "
+                f"({loaded[name].info['compute_precision']})"
+            )
+        return run(args, prompts, model_dir, names, loaded, bandwidth_before)
+    finally:
+        for worker in loaded.values():
+            worker.close()
+
+
+def run(args, prompts, model_dir, names, loaded, bandwidth_before) -> int:
+    from serving_energy.roofline import roofline_point, weight_bytes_per_token
+
+    durations = {name: [] for name in names}
+    ids = {name: [] for name in names}
     started = time.perf_counter()
     for index, prompt in enumerate(prompts):
-        order = engines[index % len(engines) :] + engines[: index % len(engines)]
-        for engine in order:
-            if engine == "torchscript" and index >= (args.torchscript_prompts or len(prompts)):
-                continue
-            generation = loaded[engine].generate(prompt, args.max_new_tokens)
-            durations[engine].append(generation.duration_s)
-            ids[engine].append(generation.new_token_ids)
+        order = names[index % len(names) :] + names[: index % len(names)]
+        for name in order:
+            new_ids, duration_s = loaded[name].generate(prompt, args.max_new_tokens)
+            durations[name].append(duration_s)
+            ids[name].append(new_ids)
     wall_s = time.perf_counter() - started
+    bandwidth_after = measure_bandwidth(args.threads)
+    # The machine is shared: the lower of the two calibrations is the honest bound for the window.
+    read_gb_s = min(bandwidth_before["sum"], bandwidth_after["sum"])
+    gemv_gb_s = min(bandwidth_before["gemv"], bandwidth_after["gemv"])
 
-    rows = []
-    for engine in engines:
-        served = len(durations[engine])
-        rows.append(
+    results = []
+    for name in names:
+        info = loaded[name].info
+        tokens_per_s = len(prompts) * args.max_new_tokens / sum(durations[name])
+        weights = weight_bytes_per_token(model_dir, info["compute_precision"])
+        point = roofline_point(tokens_per_s, read_gb_s, weights.bytes_per_token)
+        divergences = []
+        for index, (got, want) in enumerate(zip(ids[name], ids["torch"], strict=True)):
+            if got != want:
+                found = first_divergence(loaded[name], loaded["torch"], prompts[index], got, want)
+                divergences.append({"prompt_index": index, **found})
+        results.append(
             {
-                "engine": engine,
-                "n_prompts": served,
-                "tokens_per_s": served * args.max_new_tokens / sum(durations[engine]),
-                "mean_latency_s": statistics.fmean(durations[engine]),
-                "ids_equal_torch": ids[engine] == ids["torch"][:served],
+                "engine": name,
+                "compute_precision": info["compute_precision"],
+                "load_s": loaded[name].load_s,
+                "n_prompts": len(durations[name]),
+                "tokens_per_s": tokens_per_s,
+                "mean_latency_s": statistics.fmean(durations[name]),
+                "bytes_per_token": weights.bytes_per_token,
+                "bound_tokens_per_s": point.bound_tokens_per_s,
+                "fraction_of_bound": point.fraction_of_bound,
+                "fraction_of_gemv_bandwidth": tokens_per_s
+                * weights.bytes_per_token
+                / gemv_gb_s
+                / 1e9,
+                "ids_equal_torch": not divergences,
+                "divergences": divergences,
             }
         )
-    torch_row = rows[0]
-    print(
-        f"\n{len(prompts)} prompts x {args.max_new_tokens} new tokens, greedy, batch 1, "
-        f"{args.threads} threads, CPU; {wall_s:.0f} s in all"
-    )
-    print(
-        f"{'engine':<12} {'prompts':>7} {'tokens/s':>9} {'x torch':>8} "
-        f"{'latency s':>10} {'x torch':>8}  ids=torch"
-    )
-    for row in rows:
+    torch_row = results[0]
+    for row in results:
         row["tokens_per_s_ratio_to_torch"] = row["tokens_per_s"] / torch_row["tokens_per_s"]
         row["latency_ratio_to_torch"] = row["mean_latency_s"] / torch_row["mean_latency_s"]
-        print(
-            f"{row['engine']:<12} {row['n_prompts']:>7} {row['tokens_per_s']:>9.1f} "
-            f"{row['tokens_per_s_ratio_to_torch']:>8.2f} {row['mean_latency_s']:>10.3f} "
-            f"{row['latency_ratio_to_torch']:>8.2f}  {row['ids_equal_torch']}"
-        )
+    print_report(results, args, len(prompts), wall_s, read_gb_s, gemv_gb_s)
     if args.json:
         record = {
             "n_prompts": len(prompts),
             "max_new_tokens": args.max_new_tokens,
             "threads": args.threads,
+            "model": MODEL_NAME,
             "geometry": GEOMETRY,
             "wall_s": wall_s,
-            "engines": {e: loaded[e].info().__dict__ for e in engines},
-            "results": rows,
+            "read_bandwidth_gb_s": {"before": bandwidth_before, "after": bandwidth_after},
+            "engines": {n: loaded[n].info for n in names},
+            "results": results,
         }
         args.json.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return 0
+
+
+def print_report(results, args, n_prompts, wall_s, read_gb_s, gemv_gb_s) -> None:
+    print(
+        f"\n{n_prompts} prompts x {args.max_new_tokens} new tokens, greedy, batch 1, "
+        f"{args.threads} threads, CPU; {wall_s:.0f} s in all; read bandwidth {read_gb_s:.1f} GB/s "
+        f"(sum), {gemv_gb_s:.1f} GB/s (torch fp32 GEMV)"
+    )
+    print(
+        f"{'engine':<18} {'prec':>5} {'prompts':>7} {'tokens/s':>9} {'x torch':>8} "
+        f"{'latency s':>10} {'bound t/s':>10} {'of bound':>9} {'of GEMV':>8}  ids = torch"
+    )
+    for row in results:
+        if row["ids_equal_torch"]:
+            ids_text = "yes"
+        else:
+            first = row["divergences"][0]
+            ids_text = (
+                f"no: {len(row['divergences'])} prompt(s); first prompt {first['prompt_index']} "
+                f"token {first['new_token_index']}, torch margin {first['torch_top2_margin']:.2g} "
+                f"vs max logit diff {first['max_abs_logit_diff']:.2g}"
+                f"{' (within its logit error)' if first['near_tie'] else ''}"
+            )
+        print(
+            f"{row['engine']:<18} {row['compute_precision']:>5} {row['n_prompts']:>7} "
+            f"{row['tokens_per_s']:>9.1f} {row['tokens_per_s_ratio_to_torch']:>8.2f} "
+            f"{row['mean_latency_s']:>10.3f} {row['bound_tokens_per_s']:>10.1f} "
+            f"{row['fraction_of_bound']:>9.2f} {row['fraction_of_gemv_bandwidth']:>8.2f}  {ids_text}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
 """Check the three CUDA serving configurations on a GPU machine in one short run.
 
     python scripts/validate_gpu.py OUT_DIR [--architectures gpt2 llama] [--n-prompts 4]
+    python scripts/validate_gpu.py OUT_DIR --geometry codeparrot-small --architectures gpt2 \
+        --n-prompts 8 --max-new-tokens 116
 
-For each tiny stand-in (built here, offline) it exports ONNX and a CUDA TorchScript trace, then runs
-<TORCH, CUDA>, <ONNX, CUDA> and <JIT, CUDA> on a few prompts. For each configuration it records the
-device really used (torch tensors' device, ONNX Runtime's active providers), whether the greedy ids
-equal torch on the CPU and the equivalence check against torch on CUDA, and NVML's energy counter
-and utilisation around the generations. Failures (e.g. "onnxruntime has no CUDAExecutionProvider in
-this environment") are recorded, never raised: the script always writes
-OUT_DIR/validate_gpu.json and OUT_DIR/validate_gpu.md, and exits 0 only if every configuration ran
-on the GPU and agreed with torch.
+For each stand-in (built here, offline; tiny by default, or codeparrot-small's geometry) it exports
+ONNX and a CUDA TorchScript KV-cache trace, then runs <TORCH, CUDA>, <ONNX, CUDA> and <JIT, CUDA>
+on a few prompts. For each configuration it records the device really used (torch tensors' device,
+ONNX Runtime's active providers), the precision really used (compute precision; torch's TF32
+switches; ONNX Runtime's use_tf32), whether the greedy ids equal torch on the CPU and the
+equivalence check against torch on CUDA, NVML's energy counter and utilisation around the
+generations, and tokens/s against the GPU's measured read-bandwidth bound (serving_energy.roofline).
+Failures (e.g. "onnxruntime has no CUDAExecutionProvider in this environment") are recorded, never
+raised: the script always writes OUT_DIR/validate_gpu.json and OUT_DIR/validate_gpu.md, and exits 0
+only if every configuration ran on the GPU in fp32 and agreed with torch.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import dataclasses
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import threading
@@ -30,6 +35,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 CONFIGURATIONS = (("torch", "cuda"), ("onnx", "cuda"), ("torchscript", "cuda"))
+GEOMETRIES = {
+    "tiny": {"n_layers": 2, "hidden_size": 64, "n_heads": 4, "extra": None},
+    # codeparrot-small: 12 x 768, 12 heads, vocabulary 32 768 (~111 M parameters with GPT-2).
+    "codeparrot-small": {
+        "n_layers": 12,
+        "hidden_size": 768,
+        "n_heads": 12,
+        "extra": {"vocab_size": 32768},
+    },
+}
 PROMPTS = (
     "def has_close_elements(numbers, threshold):",
     "    return sorted(set(",
@@ -44,6 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--architectures", nargs="+", default=["gpt2", "llama"])
+    parser.add_argument("--geometry", choices=sorted(GEOMETRIES), default="tiny")
+    parser.add_argument(
+        "--no-roofline", action="store_true", help="skip the GPU read-bandwidth measurement"
+    )
     parser.add_argument("--tokenizer", default="bpe-humaneval", choices=["bpe-humaneval", "gpt2"])
     parser.add_argument("--n-prompts", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=16)
@@ -53,6 +72,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--render", type=Path, help="only re-render this validate_gpu.json as markdown into OUT_DIR"
     )
     return parser.parse_args(argv)
+
+
+def humaneval_first_lines() -> list[str]:
+    """Each HumanEval problem's first line of code that is not an import (as the benchmark)."""
+    from serving_energy.tokenizers_offline import default_humaneval_path, read_humaneval_prompts
+
+    prompts = []
+    for text in read_humaneval_prompts(default_humaneval_path()):
+        lines = [line for line in text.splitlines() if line.strip()]
+        code = [line for line in lines if not line.startswith(("import ", "from "))]
+        prompts.append((code or lines)[0])
+    return prompts
 
 
 def error_text(exc: BaseException) -> str:
@@ -172,8 +203,29 @@ def environment(nvml: Nvml) -> dict:
     return record
 
 
+def precision_is_fp32(info: dict) -> bool:
+    """fp32 arithmetic as the engine reports it: no TF32 in torch or ONNX Runtime's CUDA EP."""
+    settings = info.get("precision_settings") or {}
+    if info.get("compute_precision") != "f32":
+        return False
+    if info.get("engine") in ("torch", "torchscript"):
+        return settings.get("cuda_matmul_allow_tf32") is False
+    if info.get("engine") == "onnx":
+        return settings.get("cuda_use_tf32") == "0"
+    return True
+
+
 def run_configuration(
-    engine_name, provider, model_dir, artefact_dir, args, prompts, ref_ids, nvml, torch_cuda_engine
+    engine_name,
+    provider,
+    model_dir,
+    artefact_dir,
+    args,
+    prompts,
+    ref_ids,
+    nvml,
+    torch_cuda_engine,
+    bandwidth_gb_s=None,
 ):
     import torch
 
@@ -186,8 +238,11 @@ def run_configuration(
         engine = load_engine(engine_name, provider, model_dir, artefact_dir, args.threads)
         record["load_s"] = time.perf_counter() - started
         record["info"] = dataclasses.asdict(engine.info())
-        engine.generate(prompts[0], args.max_new_tokens)  # warm-up: kernels, allocator, graph
+        # The first request after loading (a prompt length the load-time warm-up did not use):
+        # a JIT that still compiles per shape, or lazy CUDA initialisation, shows here.
+        first = engine.generate(prompts[-1] + " #", args.max_new_tokens)
         torch.cuda.synchronize()
+        record["first_request_s"] = first.duration_s
         energy_before, util_before = nvml.energy_mj(), nvml.utilisation()
         with UtilisationSampler(nvml) as sampler:
             started = time.perf_counter()
@@ -204,6 +259,7 @@ def run_configuration(
             "during": sampler.summary(),
         }
         record["tokens_per_s"] = len(prompts) * args.max_new_tokens / record["generate_s"]
+        record["median_request_s"] = statistics.median(g.duration_s for g in generations)
         record["max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
         ids = [g.new_token_ids for g in generations]
         record["ids_equal_torch_cpu"] = ids == ref_ids
@@ -216,11 +272,20 @@ def run_configuration(
         if engine_name == "onnx":
             device_ok = device_ok and record["info"]["ort_providers"][0] == "CUDAExecutionProvider"
         record["device_really_cuda"] = device_ok
+        record["precision_fp32"] = precision_is_fp32(record["info"])
+        if bandwidth_gb_s:
+            from serving_energy.roofline import roofline_point, weight_bytes_per_token
+
+            weights = weight_bytes_per_token(model_dir, record["info"]["compute_precision"])
+            point = roofline_point(record["tokens_per_s"], bandwidth_gb_s, weights.bytes_per_token)
+            record["roofline"] = dataclasses.asdict(point)
         if torch_cuda_engine is not None and engine_name != "torch":
             check = check_equivalence(engine, torch_cuda_engine, prompts, args.max_new_tokens)
             record["check_vs_torch_cuda"] = dataclasses.asdict(check)
             del record["check_vs_torch_cuda"]["per_prompt"]
-        record["ok"] = device_ok and record["ids_equal_torch_cpu"]
+        record["ok"] = device_ok and record["precision_fp32"] and record["ids_equal_torch_cpu"]
+        if "check_vs_torch_cuda" in record:
+            record["ok"] = record["ok"] and record["check_vs_torch_cuda"]["passed"]
         return record, engine
     except Exception as exc:  # noqa: BLE001 - recorded: the point of the script
         record["error"] = error_text(exc)
@@ -239,11 +304,13 @@ def markdown(report: dict) -> str:
         f"- ONNX Runtime providers: {env.get('onnxruntime_providers')}",
         f"- Libraries: {env.get('library_versions')}",
         f"- {report['n_prompts']} prompts x {report['max_new_tokens']} new tokens, greedy; "
-        f"started {report['started_at']}",
+        f"stand-in geometry {report.get('geometry', 'tiny')}; started {report['started_at']}",
+        f"- GPU read bandwidth (fp32 sum over a buffer >> L2): "
+        f"{report.get('cuda_read_bandwidth_gb_s') or '-'} GB/s",
         "",
-        "| model | configuration | ran on | ids = torch CPU | check vs torch CUDA | tokens/s "
-        "| GPU energy J (NVML counter) | GPU util % (mean) | error |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | configuration | ran on | precision | ids = torch CPU | check vs torch CUDA "
+        "| tokens/s | of bound | GPU energy J (NVML counter) | GPU util % (mean) | error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["results"]:
         info = row.get("info") or {}
@@ -270,14 +337,22 @@ def markdown(report: dict) -> str:
         energy_text = "-" if energy is None else f"{energy:.2f}"
         util_text = "-" if util is None else f"{util:.0f}"
         configuration = "JIT" if row["engine"] == "torchscript" else row["engine"].upper()
+        settings = info.get("precision_settings") or {}
+        precision = info.get("compute_precision") or "-"
+        if "cuda_use_tf32" in settings:
+            precision += f" (use_tf32={settings['cuda_use_tf32']})"
+        elif "cuda_matmul_allow_tf32" in settings:
+            precision += f" (allow_tf32={settings['cuda_matmul_allow_tf32']})"
+        roofline = row.get("roofline")
+        bound_text = "-" if not roofline else f"{roofline['fraction_of_bound']:.2f}"
         lines.append(
-            f"| {row['architecture']} | <{configuration}, CUDA> | {ran_on} | "
-            f"{row.get('ids_equal_torch_cpu', '-')} | {check_text} | {speed} | "
+            f"| {row['architecture']} | <{configuration}, CUDA> | {ran_on} | {precision} | "
+            f"{row.get('ids_equal_torch_cpu', '-')} | {check_text} | {speed} | {bound_text} | "
             f"{energy_text} | {util_text} | {error} |"
         )
     lines += [
         "",
-        f"All configurations ran on the GPU and agreed with torch: {report['all_ok']}",
+        f"All configurations ran on the GPU in fp32 and agreed with torch: {report['all_ok']}",
         "",
     ]
     return "\n".join(lines)
@@ -301,11 +376,25 @@ def main(argv=None) -> int:
         "n_prompts": args.n_prompts,
         "max_new_tokens": args.max_new_tokens,
         "threads": args.threads,
+        "geometry": args.geometry,
         "environment": environment(nvml),
         "results": [],
         "setup_errors": [],
     }
     prompts = list(PROMPTS[: args.n_prompts])
+    if args.n_prompts > len(PROMPTS):
+        prompts += humaneval_first_lines()[: args.n_prompts - len(PROMPTS)]
+    bandwidth_gb_s = None
+    if not args.no_roofline:
+        try:
+            from serving_energy.roofline import measure_cuda_read_bandwidth
+
+            measurement = measure_cuda_read_bandwidth()
+            report["cuda_bandwidth"] = dataclasses.asdict(measurement)
+            bandwidth_gb_s = measurement.read_bandwidth_gb_s
+            report["cuda_read_bandwidth_gb_s"] = round(bandwidth_gb_s, 1)
+        except Exception as exc:  # noqa: BLE001
+            report["setup_errors"].append({"step": "roofline", "error": error_text(exc)})
     try:
         from serving_energy.engines import load_engine
         from serving_energy.export import export_onnx, export_torchscript
@@ -317,14 +406,16 @@ def main(argv=None) -> int:
     for architecture in args.architectures if load_engine else []:
         model_dir = work_dir / architecture / "model"
         try:
+            geometry = GEOMETRIES[args.geometry]
             build_standin(
                 architecture,
                 model_dir,
-                n_layers=2,
-                hidden_size=64,
-                n_heads=4,
+                n_layers=geometry["n_layers"],
+                hidden_size=geometry["hidden_size"],
+                n_heads=geometry["n_heads"],
                 tokenizer=args.tokenizer,
                 seed=0,
+                extra=geometry["extra"],
             )
             reference = load_engine("torch", "cpu", model_dir, None, args.threads)
             ref_ids = [reference.generate(p, args.max_new_tokens).new_token_ids for p in prompts]
@@ -359,6 +450,7 @@ def main(argv=None) -> int:
                 ref_ids,
                 nvml,
                 torch_cuda,
+                bandwidth_gb_s,
             )
             record["architecture"] = architecture
             report["results"].append(record)

@@ -50,11 +50,28 @@ def test_torch_cuda_runs_on_the_gpu(standin_dirs, cpu_ids):
 
 
 @gpu_test
+def test_torch_cuda_computes_in_fp32_without_tf32(standin_dirs):
+    torch.backends.cuda.matmul.allow_tf32 = True  # as another library in the process might
+    engine = load_engine("torch", "cuda", standin_dirs["llama"], None, 1)
+    info = engine.info()
+    assert torch.backends.cuda.matmul.allow_tf32 is False
+    assert torch.backends.cudnn.allow_tf32 is False
+    assert info.compute_precision == "f32"
+    assert info.precision_settings["cuda_matmul_allow_tf32"] is False
+    assert info.precision_settings["cudnn_allow_tf32"] is False
+    assert info.precision_settings["float32_matmul_precision"] == "highest"
+
+
+@gpu_test
 def test_torchscript_cuda_is_traced_on_the_gpu(standin_dirs, tmp_path, cpu_ids):
     info = export_torchscript(standin_dirs["llama"], tmp_path / "ts-cuda", "cuda")
     assert info.provider == "cuda" and info.details["device"].startswith("cuda")
+    assert info.details["kv_cache"] is True
     engine = load_engine("torchscript", "cuda", standin_dirs["llama"], tmp_path / "ts-cuda", 1)
-    assert engine.info().device.startswith("cuda")
+    engine_info = engine.info()
+    assert engine_info.device.startswith("cuda")
+    assert engine_info.compute_precision == "f32"
+    assert engine_info.precision_settings["cuda_matmul_allow_tf32"] is False
     assert [engine.generate(p, NEW_TOKENS).new_token_ids for p in PROMPTS] == cpu_ids
 
 
@@ -66,6 +83,27 @@ def test_onnx_cuda_uses_the_cuda_provider_with_io_binding(standin_dirs, artefact
     assert info.ort_providers[0] == "CUDAExecutionProvider"
     assert info.details["use_io_binding"] is True
     assert [engine.generate(p, NEW_TOKENS).new_token_ids for p in PROMPTS] == cpu_ids
+
+
+@gpu_test
+@needs_ort_cuda
+def test_onnx_cuda_runs_without_tf32(standin_dirs, artefact_dirs):
+    engine = load_engine("onnx", "cuda", standin_dirs["llama"], artefact_dirs["llama", "onnx"], 1)
+    info = engine.info()
+    assert engine.cuda_use_tf32() == "0"
+    assert info.precision_settings["cuda_use_tf32"] == "0"
+    assert info.precision_settings["use_io_binding"] is True
+    assert info.compute_precision == "f32"
+
+
+@gpu_test
+def test_cuda_read_bandwidth_is_measured_on_the_gpu():
+    from serving_energy.roofline import measure_cuda_read_bandwidth
+
+    measurement = measure_cuda_read_bandwidth(repeats=5)
+    assert measurement.device.startswith("cuda") and measurement.threads is None
+    assert measurement.buffer_bytes >= 4 * (measurement.last_level_cache_bytes or 0)
+    assert measurement.read_bandwidth_gb_s > 0
 
 
 @needs_no_cuda

@@ -23,7 +23,7 @@ def test_artefacts_are_self_contained_and_described(engine, artefact_dirs, stand
     assert info["library_versions"]["transformers"] == "4.57.6"
     for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "standin.json"):
         assert (artefact / name).is_file(), name
-    graph = {"onnx": "model.onnx", "openvino": "openvino_model.xml", "torchscript": "model.pt"}
+    graph = {"onnx": "model.onnx", "openvino": "openvino_model.xml", "torchscript": "model_kv.pt"}
     assert (artefact / graph[engine]).is_file()
     assert not list(artefact.parent.glob(".*partial*"))
 
@@ -86,7 +86,7 @@ def test_failed_reexport_keeps_the_previous_complete_export(tmp_path, standin_di
     (model / "model.safetensors").unlink()
     with pytest.raises(ExportError):
         export_torchscript(model, out_dir, "cpu")
-    assert (out_dir / EXPORT_FILE).is_file() and (out_dir / "model.pt").is_file()
+    assert (out_dir / EXPORT_FILE).is_file() and (out_dir / "model_kv.pt").is_file()
 
 
 def test_unknown_provider_and_weight_format(tmp_path, standin_dirs):

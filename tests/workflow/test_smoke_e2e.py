@@ -190,3 +190,12 @@ def test_notebook_runs_headless_on_the_results(study, tmp_path, monkeypatch):
     )
     assert "matches tables/table4_cpu.csv" in outputs
     assert (tmp_path / "energy.png").stat().st_size > 0
+
+
+def test_every_run_has_its_roofline_point(study):
+    runs = pl.read_csv(study / "results/metrics/runs.csv")
+    assert runs["roofline_fraction"].null_count() == 0
+    assert ((runs["roofline_fraction"] > 0) & (runs["roofline_fraction"] < 1)).all()
+    assert (runs["tokens_per_s"] > 0).all()
+    assert list((study / "results/calibration").glob("*/bandwidth-*-threads.json"))
+    assert (study / "results/figures/study/roofline_fraction.png").stat().st_size > 0

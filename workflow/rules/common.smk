@@ -18,6 +18,7 @@ from serving_energy.study import (
     apply_cuda_policy,
     check_config,
     configured_runs,
+    engine_options,
     measurement_identity,
     run_priorities,
 )

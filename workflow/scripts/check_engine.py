@@ -4,6 +4,7 @@ from pathlib import Path
 
 from serving_energy.checks import check_configuration
 from serving_energy.dataset import verified_prompts
+from serving_energy.engines import EngineOptions
 from serving_energy.logs import log_to
 from serving_energy.manifest import verify_manifest
 
@@ -25,5 +26,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         max_mismatched_tokens=params.max_mismatched_tokens,
         threads=snakemake.threads,  # noqa: F821
         out_path=Path(snakemake.output[0]),  # noqa: F821
+        # The measured runs' options, so the check judges the arithmetic that is measured.
+        options=EngineOptions(**params.engine_options),
     )
     log.info("equivalence %s: %s", "passed" if result.passed else "FAILED", result)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import polars as pl
 
-from serving_energy.figures import plot_models, plot_paper_figures
+from serving_energy.figures import plot_models, plot_paper_figures, plot_roofline
 from serving_energy.logs import log_to
 from serving_energy.selection import prepare_analysis
 
@@ -19,7 +19,9 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         invalid_runs=params.invalid_runs,
     )
     runs = analysis.method.presented_runs(analysis.runs)
-    written = plot_paper_figures(runs, out_dir, labels=analysis.labels) + plot_models(
-        runs, out_dir, labels=analysis.labels
-    )
+    written = [
+        *plot_paper_figures(runs, out_dir, labels=analysis.labels),
+        *plot_models(runs, out_dir, labels=analysis.labels),
+        *plot_roofline(runs, out_dir, labels=analysis.labels),
+    ]
     log.info("method %s: %d figure files written", analysis.method.name, len(written))

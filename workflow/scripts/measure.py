@@ -34,6 +34,7 @@ with log_to(snakemake.log[0]) as log, interruptible(), ParentWatchdog():
         workflow_dir=Path(snakemake.scriptdir).parents[1],
         thresholds=ValidityThresholds.from_config(config["validity"]),
         calibration_idle_s=config["validity"]["calibration_idle_s"],
+        calibrate_bandwidth=True,
     )
     metrics = run["metrics"]
     log.info(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serving_energy.engines import load_engine
+from serving_energy.engines import EngineOptions, load_engine
 from serving_energy.equivalence import EquivalenceResult, check_equivalence
 
 
@@ -19,14 +19,18 @@ def check_configuration(
     max_mismatched_tokens: int,
     threads: int,
     out_path: Path,
+    options: EngineOptions | None = None,
 ) -> EquivalenceResult:
     """Compare ``engine`` with torch on the same provider; write check.json whatever the verdict.
+
+    ``options`` must be those of the measured runs (e.g. OpenVINO's inference precision), so the
+    check judges the arithmetic that is measured; torch, the reference, always runs at fp32.
 
     A disagreement does not fail the job: the configuration is flagged in check.json, in every
     run's metadata and in the report, and its runs are kept apart by the analysis.
     """
     reference = load_engine("torch", provider, model_dir, None, threads)
-    candidate = load_engine(engine, provider, model_dir, artefact_dir, threads)
+    candidate = load_engine(engine, provider, model_dir, artefact_dir, threads, options)
     result = check_equivalence(
         candidate, reference, prompts, max_new_tokens, max_mismatched_tokens=max_mismatched_tokens
     )

@@ -8,7 +8,7 @@ engine, so both engines see identical inputs even after their tokens diverge.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .engines.base import Engine
@@ -45,6 +45,9 @@ class EquivalenceResult:
     max_mismatched_tokens: int  # the tolerance
     passed: bool
     per_prompt: tuple[PromptComparison, ...] = ()
+    # The candidate's arithmetic as it reported it: a check only vouches for runs at the same one.
+    compute_precision: str | None = None
+    precision_settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,4 +150,6 @@ def check_equivalence(
         max_mismatched_tokens=max_mismatched_tokens,
         passed=mismatched <= max_mismatched_tokens,
         per_prompt=tuple(comparisons),
+        compute_precision=candidate_info.compute_precision,
+        precision_settings=dict(candidate_info.precision_settings),
     )

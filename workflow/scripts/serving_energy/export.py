@@ -8,23 +8,20 @@ export leaves nothing that looks finished.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .engines.base import PROVIDERS, library_versions, torch_device_for
+from .engines.torchscript_engine import TORCHSCRIPT_FILE, TORCHSCRIPT_FORMAT
 from .standins import STANDIN_FILE, read_standin_info
 
 EXPORT_FILE = "export.json"
-TORCHSCRIPT_FILE = "model.pt"
-# Long enough that the traced graph holds no length-1 special cases; short enough to trace quickly.
-TRACE_EXAMPLE_TOKENS = 8
 
 
 class ExportError(RuntimeError):
@@ -179,53 +176,14 @@ def export_openvino(model_dir: Path, out_dir: Path, weight_format: str = "fp32")
     return _atomic_export("openvino", model_dir, out_dir, None, write)
 
 
-@contextlib.contextmanager
-def traceable_masks() -> Iterator[None]:
-    """Swap transformers' vmap-based mask builders for optimum's traceable ones, then restore.
-
-    With transformers 4.57, ``torch.jit.trace`` fails with ``RuntimeError: unordered_map::at`` in
-    ``masking_utils.sdpa_mask_recent_torch`` for most architectures.
-    """
-    from optimum.exporters.onnx.model_patcher import (
-        eager_mask_without_vmap,
-        find_packed_sequence_indices_patched,
-        sdpa_mask_without_vmap,
-    )
-    from transformers import masking_utils
-
-    registry = masking_utils.ALL_MASK_ATTENTION_FUNCTIONS
-    saved = {name: registry[name] for name in ("sdpa", "eager")}
-    saved_find = masking_utils.find_packed_sequence_indices
-    registry.register("sdpa", sdpa_mask_without_vmap)
-    registry.register("eager", eager_mask_without_vmap)
-    masking_utils.find_packed_sequence_indices = find_packed_sequence_indices_patched
-    try:
-        yield
-    finally:
-        for name, function in saved.items():
-            registry.register(name, function)
-        masking_utils.find_packed_sequence_indices = saved_find
-
-
-def _logits_module(model):
-    import torch
-
-    class LogitsOnly(torch.nn.Module):
-        """input_ids [1, n] -> logits [1, n, vocab]; no cache, so one graph serves any length."""
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids):
-            return self.inner(input_ids=input_ids, use_cache=False, return_dict=False)[0]
-
-    return LogitsOnly(model)
-
-
 def export_torchscript(model_dir: Path, out_dir: Path, provider: str) -> ExportInfo:
-    """A traced logits module (``model.pt``) on ``provider``'s device; traced per device because a
-    trace bakes in device placements."""
+    """A traced KV-cache module (``model_kv.pt``: prefill and decode step, see ``kv_trace``) on
+    ``provider``'s device; traced per device because a trace bakes in device placements.
+
+    The saved trace is verified against the eager model at prompt and cache lengths it was not
+    traced with; an architecture whose trace does not generalise fails its export with the reason
+    (there is no fallback to a cache-less module).
+    """
     if provider not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}; expected one of {PROVIDERS}")
 
@@ -233,28 +191,36 @@ def export_torchscript(model_dir: Path, out_dir: Path, provider: str) -> ExportI
         import torch
         from transformers import AutoModelForCausalLM
 
+        from .kv_trace import (
+            TRACE_EXAMPLE_TOKENS,
+            describe_cache,
+            trace_kv_module,
+            verify_kv_module,
+        )
+
         device = torch_device_for(provider)
+        architecture = architecture_of(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         model.to(device).eval()
-        # torchscript=True makes transformers return tuples and untie weights where needed
-        # for tracing; return_dict=False in the wrapper covers the rest.
-        model.config.torchscript = True
-        example = (
-            torch.arange(TRACE_EXAMPLE_TOKENS, device=device).unsqueeze(0) % model.config.vocab_size
-        )
-        with traceable_masks(), torch.inference_mode(False), torch.no_grad():
-            traced = torch.jit.trace(
-                _logits_module(model), (example,), check_trace=False, strict=False
-            )
+        traced = trace_kv_module(model, architecture, device)
         torch.jit.save(traced, str(tmp_dir / TORCHSCRIPT_FILE))
-        model.config.torchscript = False
+        # Verify what the engine will load, not the in-memory trace.
+        saved = torch.jit.load(str(tmp_dir / TORCHSCRIPT_FILE), map_location=device)
+        verification = verify_kv_module(saved, model, architecture, device)
         model.config.save_pretrained(tmp_dir)
         model.generation_config.save_pretrained(tmp_dir)
         return {
             "file": TORCHSCRIPT_FILE,
+            "format": TORCHSCRIPT_FORMAT,
+            "kv_cache": True,
+            "methods": ["forward (prefill)", "decode"],
             "device": str(device),
+            "dtype": "float32",
             "trace_example_tokens": TRACE_EXAMPLE_TOKENS,
-            "kv_cache": False,
+            "verified_prompt_tokens": list(verification.prompt_tokens),
+            "verified_decode_steps": verification.decode_steps,
+            "verified_max_abs_logit_diff": verification.max_abs_logit_diff,
+            **describe_cache(verification),
         }
 
     return _atomic_export("torchscript", model_dir, out_dir, provider, write)

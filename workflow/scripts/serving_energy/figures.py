@@ -271,6 +271,23 @@ def plot_paper_figures(
     return written
 
 
+# Not a tested variable: how close each configuration decodes to the bound its device's memory
+# bandwidth sets for its model (roofline.run_roofline); 1.0 would be every byte at full speed.
+ROOFLINE = Metric("roofline_fraction", "Decode speed against the memory-bandwidth bound", "share")
+
+
+def plot_roofline(
+    runs: pl.DataFrame,
+    out_dir: Path,
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    labels: DataLabels | None = None,
+) -> list[Path]:
+    """``out_dir/roofline_fraction.<fmt>``, by size category and configuration (none without data)."""
+    return plot_metric_by_size_and_configuration(
+        runs, ROOFLINE, out_dir / "roofline_fraction", formats, labels
+    )
+
+
 def plot_model(
     runs: pl.DataFrame,
     model: str,

@@ -78,7 +78,11 @@ class ResultsLayout:
 
     def calibration(self, hostname: str) -> Path:
         """The idle calibration of one measuring host (made by its first run)."""
-        return self.root / "calibration" / f"{hostname}.json"
+        return self.root / "calibration" / hostname / "idle.json"
+
+    def bandwidth_calibration(self, hostname: str, threads: int) -> Path:
+        """The memory bandwidth of one measuring host at one thread count (the roofline's bound)."""
+        return self.root / "calibration" / hostname / f"bandwidth-{threads}-threads.json"
 
     # -- inputs of runs -------------------------------------------------------------------------
     @property

@@ -22,6 +22,11 @@ RUN_KEYS = (
     "n_requests", "n_failed", "new_tokens", "standin", "load_duration_s", "threads", "device",
     "started_at", "finished_at", "config_sha256",
 )  # fmt: skip
+# A run's decode speed against its device's memory-bandwidth bound (roofline.run_roofline).
+ROOFLINE_COLUMNS = (
+    "tokens_per_s", "roofline_fraction", "roofline_bound_tokens_per_s",
+    "roofline_read_bandwidth_gb_s", "roofline_weight_bytes_per_token",
+)  # fmt: skip
 # What the study's config says about each model (size category, parameters, ...): taken from the
 # config at merge time, so correcting a description re-merges instead of re-measuring.
 DESCRIPTION_COLUMNS = (
@@ -46,6 +51,8 @@ def run_row(
     for column in CONTRACT_COLUMNS:
         row.setdefault(column, None)
     row.update(_validity(run, metrics, thresholds or ValidityThresholds()))
+    roofline = run.get("roofline") or {}
+    row.update({key: roofline.get(key) for key in ROOFLINE_COLUMNS})
     machine = run.get("machine", {})
     gpus = machine.get("gpus") or []
     row.update(

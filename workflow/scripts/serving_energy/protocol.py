@@ -29,6 +29,7 @@ from serving_energy.machine import describe_machine
 from serving_energy.manifest import verify_manifest
 from serving_energy.meters import Sampler, build_meters, window_metrics
 from serving_energy.progress import countdown, say
+from serving_energy.roofline import HostBandwidth, load_or_calibrate_host, run_roofline
 from serving_energy.run_settings import CooldownSettings, RunSettings, resolve_threads
 from serving_energy.run_store import begin_attempt, keep_failure, publish_run
 from serving_energy.server_process import ServerError, ServerProcess, ServerSpec
@@ -174,12 +175,14 @@ def measure_run(
     progress: bool = True,
     thresholds: ValidityThresholds | None = None,
     calibration_idle_s: float = 0.0,
+    calibrate_bandwidth: bool = False,
 ) -> dict:
     """Run the protocol once; write run.json, requests.parquet and timeline.parquet in place.
 
     ``provenance`` (study, config hash, run order) is recorded, never compared: it does not
     change what the run measures. ``thresholds`` judge the run's validity (recorded with it);
-    ``calibration_idle_s`` > 0 calibrates the host's idle on its first run.
+    ``calibration_idle_s`` > 0 calibrates the host's idle on its first run;
+    ``calibrate_bandwidth`` measures its memory bandwidth once per thread count (the roofline).
     """
     thresholds = thresholds or ValidityThresholds()
     key = settings.key
@@ -205,6 +208,7 @@ def measure_run(
         host=protocol.host,
         max_length=settings.generation.max_length,
         max_new_tokens=settings.generation.max_new_tokens,
+        **settings.engine_options,
     )
     server = ServerProcess(spec, logs.server_log)
     records: list[RequestRecord] = []
@@ -213,6 +217,7 @@ def measure_run(
     cooldown: CooldownRecord | None = None
     calibration: dict | None = None
     calibration_status = "no idle calibration (validity.calibration_idle_s is 0)"
+    bandwidth: HostBandwidth | str = "the host's bandwidth was not calibrated"
     failure: str | None = None
     interrupted: Interrupted | None = None
     say(f"{key}: measuring ({threads} engine threads)")
@@ -229,6 +234,10 @@ def measure_run(
                 lambda: measure_idle(meter_settings, calibration_idle_s),
                 thresholds.idle_cpu_usage_max_pct,
             )
+            sampler.mark("calibration", "end")
+        if calibrate_bandwidth:
+            sampler.mark("calibration", "start")
+            bandwidth = _host_bandwidth(layout, threads, configuration.provider)
             sampler.mark("calibration", "end")
         _idle(sampler, "idle-before", protocol.idle_before_s)
         sampler.mark("load", "start")
@@ -290,6 +299,7 @@ def measure_run(
         logger.exception("computing the run's metrics failed")
         failure = failure or f"computing the run's metrics failed: {type(error).__name__}: {error}"
         metrics, validity = None, None
+    roofline = _roofline(inputs, health, configuration.provider, metrics, bandwidth)
     if validity is not None and not validity["valid"] and failure is None:
         logger.warning("%s is flagged invalid: %s", key, "; ".join(validity["reasons"]))
     run = {
@@ -314,6 +324,7 @@ def measure_run(
         "engine_info": health.get("engine_info"),
         "device": health.get("device"),
         "metrics": metrics.to_dict() if metrics is not None else {},
+        "roofline": roofline,
         "valid": None if validity is None else validity["valid"],
         "validity": validity,
         "identity": dict(settings.identity),
@@ -342,9 +353,11 @@ def measure_run(
     if superseded is not None:
         logger.info("the run it replaces was kept in %s", superseded)
     m = run["metrics"]
+    energy = m.get("energy_global_j")
     say(
-        f"{key}: done in {m.get('duration_s') or 0:.2f} s, CPU energy {m.get('energy_cpu_j')} J "
-        f"({m.get('energy_cpu_method')})"
+        f"{key}: done in {m.get('duration_s') or 0:.2f} s, "
+        + (f"{energy:.4g} J" if energy is not None else "energy unavailable")
+        + f" ({m.get('energy_global_method')})"
         + ("" if run["valid"] else f"; flagged invalid: {'; '.join(validity['reasons'])}")
         + (f"; the run it replaces is kept in {superseded}" if superseded else "")
     )
@@ -363,6 +376,35 @@ def _metrics_or_none(timeline, n_ok: int, new_tokens: int, *, failed: bool):
         n_requests=n_ok or None,
         new_tokens=new_tokens or None,
     )
+
+
+def _host_bandwidth(layout: ResultsLayout, threads: int, provider: str) -> HostBandwidth | str:
+    """The host's bandwidth calibration, or why there is none (a roofline is never worth a run)."""
+    try:
+        return load_or_calibrate_host(
+            layout.bandwidth_calibration(socket.gethostname(), threads), threads, provider == "cuda"
+        )
+    except Exception as error:
+        logger.warning("memory bandwidth calibration failed: %s", error)
+        return f"bandwidth calibration failed: {type(error).__name__}: {error}"
+
+
+def _roofline(inputs: RunInputs, health: Mapping, provider: str, metrics, bandwidth) -> dict:
+    if metrics is None:
+        return {"reason": "the run has no inference window"}
+    if isinstance(bandwidth, str):
+        return {"reason": bandwidth}
+    try:
+        return run_roofline(
+            inputs.model_dir,
+            (health.get("engine_info") or {}).get("compute_precision"),
+            provider,
+            metrics.new_tokens,
+            metrics.duration_s,
+            bandwidth,
+        )
+    except Exception as error:
+        return {"reason": f"{type(error).__name__}: {error}"}
 
 
 def _validity(

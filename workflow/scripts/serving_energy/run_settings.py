@@ -48,6 +48,7 @@ class RunSettings:
     generation: GenerationSettings
     protocol: ProtocolSettings
     meters: Mapping
+    engine_options: Mapping = field(default_factory=dict)  # e.g. openvino_inference_precision
 
     @property
     def standin(self) -> bool:
@@ -82,6 +83,7 @@ class RunSettings:
                 },
             ),
             meters=dict(identity["meters"]),
+            engine_options=dict(identity.get("engine_options") or {}),
         )
 
 

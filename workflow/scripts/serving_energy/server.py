@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from serving_energy import __version__
+from serving_energy.engines.base import OPENVINO_INFERENCE_PRECISIONS
 from serving_energy.io import write_atomic_json
 from serving_energy.lifecycle import die_with_parent
 
@@ -309,13 +310,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port-file", type=Path, help="where to write the bound port")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=None)
+    parser.add_argument(
+        "--openvino-inference-precision",
+        choices=OPENVINO_INFERENCE_PRECISIONS,
+        default="f32",
+        help="OpenVINO's inference precision (other engines ignore it): f32 and bf16 are pinned, "
+        "default leaves OpenVINO's own choice for this CPU; the precision used is in /health",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    from serving_energy.engines import load_engine
+    from serving_energy.engines import EngineOptions, load_engine
 
     die_with_parent()
     args = parse_args(argv)
@@ -331,7 +339,12 @@ def main(argv: list[str] | None = None) -> None:
         logger.info("loading %s in %s on %s", args.model_name, args.engine, args.provider)
         try:
             return load_engine(
-                args.engine, args.provider, args.model_dir, args.artefact_dir, args.threads
+                args.engine,
+                args.provider,
+                args.model_dir,
+                args.artefact_dir,
+                args.threads,
+                EngineOptions(openvino_inference_precision=args.openvino_inference_precision),
             )
         except Exception as error:
             raise RuntimeError(

@@ -42,6 +42,8 @@ class ServerSpec:
     port: int = 0
     max_length: int = 128
     max_new_tokens: int | None = None
+    # engines.openvino.inference_precision: f32 | bf16 | default; only the OpenVINO engine reads it.
+    openvino_inference_precision: str = "f32"
 
     def command(self, port_file: Path) -> list[str]:
         command = [
@@ -55,6 +57,7 @@ class ServerSpec:
             "--port", str(self.port),
             "--port-file", str(port_file),
             "--max-length", str(self.max_length),
+            "--openvino-inference-precision", self.openvino_inference_precision,
         ]  # fmt: skip
         if self.artefact_dir is not None:
             command += ["--artefact-dir", str(self.artefact_dir)]

@@ -242,7 +242,15 @@ def measurement_identity(
         "generation": dict(config["generation"]),
         "protocol": {key: config["protocol"][key] for key in PROTOCOL_IDENTITY_KEYS},
         "meters": without_credentials(config["meters"]),
+        "engine_options": engine_options(config, engine),
     }
+
+
+def engine_options(config: Mapping, engine: str) -> dict:
+    """The settings of ``engines`` that concern this engine only (so that changing OpenVINO's
+    precision re-measures the OpenVINO runs and nothing else)."""
+    settings = (config.get("engines") or {}).get(engine) or {}
+    return {f"{engine}_{key}": value for key, value in sorted(settings.items())}
 
 
 def identity_changes(old: Mapping, new: Mapping, prefix: str = "") -> dict[str, tuple[Any, Any]]:

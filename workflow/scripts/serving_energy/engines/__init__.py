@@ -2,10 +2,12 @@
 
 from .base import (
     ENGINES,
+    OPENVINO_INFERENCE_PRECISIONS,
     PROVIDERS,
     Engine,
     EngineError,
     EngineInfo,
+    EngineOptions,
     Generation,
     validate_engine_provider,
 )
@@ -13,10 +15,12 @@ from .registry import load_engine
 
 __all__ = [
     "ENGINES",
+    "OPENVINO_INFERENCE_PRECISIONS",
     "PROVIDERS",
     "Engine",
     "EngineError",
     "EngineInfo",
+    "EngineOptions",
     "Generation",
     "load_engine",
     "validate_engine_provider",

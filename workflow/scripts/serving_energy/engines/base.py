@@ -17,6 +17,9 @@ from typing import Any
 
 ENGINES = ("torch", "onnx", "openvino", "torchscript")
 PROVIDERS = ("cpu", "cuda")
+# "default" leaves the choice to OpenVINO's CPU plugin: bf16 on CPUs with AVX512-BF16 or AMX (what
+# optimum-intel runs unless told otherwise), f32 elsewhere; the precision used is read back.
+OPENVINO_INFERENCE_PRECISIONS = ("f32", "bf16", "default")
 _VERSIONED_PACKAGES = (
     "torch",
     "transformers",
@@ -49,6 +52,23 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class EngineOptions:
+    """Settings a configuration may choose beyond engine, provider and threads.
+
+    Each engine reads only its own fields; defaults keep every engine at fp32.
+    """
+
+    openvino_inference_precision: str = "f32"
+
+    def __post_init__(self) -> None:
+        if self.openvino_inference_precision not in OPENVINO_INFERENCE_PRECISIONS:
+            raise ValueError(
+                f"unknown openvino_inference_precision {self.openvino_inference_precision!r}; "
+                f"expected one of {OPENVINO_INFERENCE_PRECISIONS}"
+            )
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     """What actually runs the model: recorded in run metadata and checks."""
 
@@ -62,6 +82,10 @@ class EngineInfo:
     ov_device: str | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # The arithmetic really used for matrix products: "f32", "tf32", "bf16", ... (read back from
+    # the runtime where it can say), and every setting that decides it (see docs/engines.md).
+    compute_precision: str | None = None
+    precision_settings: dict[str, Any] = field(default_factory=dict)
 
 
 def library_versions() -> dict[str, str]:
@@ -109,6 +133,45 @@ def set_torch_threads(threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
+
+
+def pin_torch_fp32() -> None:
+    """Full fp32 matrix products in torch, whatever the process set before.
+
+    torch leaves TF32 off for CUDA matmuls by default but on for cuDNN, and one call to
+    ``torch.set_float32_matmul_precision("high")`` anywhere would turn it on for matmuls: the
+    study compares engines at one precision, so it is set, not assumed.
+    """
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+
+
+def torch_precision_settings() -> dict[str, Any]:
+    """torch's global settings that decide fp32 arithmetic, as they are now."""
+    import torch
+
+    settings: dict[str, Any] = {
+        "dtype": "float32",
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+    mkldnn_matmul = getattr(torch.backends.mkldnn, "matmul", None)
+    if mkldnn_matmul is not None and hasattr(mkldnn_matmul, "fp32_precision"):
+        # oneDNN may run fp32 matmuls in bf16/tf32 on CPUs that have them when this says so.
+        settings["mkldnn_matmul_fp32_precision"] = mkldnn_matmul.fp32_precision
+    return settings
+
+
+def torch_compute_precision(provider: str) -> str:
+    import torch
+
+    if provider == "cuda" and torch.backends.cuda.matmul.allow_tf32:
+        return "tf32"
+    return "f32"
 
 
 def eos_ids_of(tokenizer, generation_config=None) -> tuple[int, ...]:
@@ -193,6 +256,8 @@ class Engine(ABC):
         """The engine, provider and device really in use."""
 
     def _info(self, device: str, **kwargs) -> EngineInfo:
+        kwargs.setdefault("precision_settings", {})
+        kwargs["precision_settings"] = {"threads": self.threads, **kwargs["precision_settings"]}
         return EngineInfo(
             engine=self.name,
             provider=self.provider,

@@ -15,6 +15,9 @@ from .base import (
 from .torch_engine import load_tokenizer
 
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+# ONNX Runtime's CUDA provider runs fp32 MatMul/Gemm in TF32 on Ampere and later unless told not
+# to; torch does not, and on an H200 TF32 moved logits by ~1e-2 and failed the equivalence check.
+CUDA_PROVIDER_OPTIONS = {"use_tf32": "0"}
 
 
 def session_options(threads: int):
@@ -25,7 +28,13 @@ def session_options(threads: int):
     # Batch-1 decoding has no independent graph branches worth a second pool of spinning threads.
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # ORT's own default, set so that the level is a recorded choice: fusions that keep fp32.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return options
+
+
+def provider_options(provider: str) -> dict[str, str]:
+    return dict(CUDA_PROVIDER_OPTIONS) if provider == "cuda" else {}
 
 
 class OnnxEngine(GenerateApiEngine):
@@ -53,6 +62,7 @@ class OnnxEngine(GenerateApiEngine):
             artefact_dir,
             provider=ort_provider,
             session_options=session_options(threads),
+            provider_options=provider_options(provider),
             use_cache=True,
             # IO binding keeps inputs, outputs and the KV cache on the GPU between steps.
             use_io_binding=(provider == "cuda"),
@@ -62,6 +72,35 @@ class OnnxEngine(GenerateApiEngine):
             raise EngineError(
                 f"ONNX Runtime session fell back to {self.active_providers}: CUDA not really used"
             )
+        if provider == "cuda" and self.cuda_use_tf32() != "0":
+            raise EngineError(
+                f"ONNX Runtime's CUDA provider reports use_tf32={self.cuda_use_tf32()!r} although "
+                "0 was asked for: fp32 MatMuls would run in TF32"
+            )
+
+    def cuda_use_tf32(self) -> str | None:
+        """The CUDA provider's use_tf32 as the session reports it (None without CUDA)."""
+        options = self.model.session.get_provider_options().get("CUDAExecutionProvider")
+        return None if options is None else str(options.get("use_tf32"))
+
+    def precision_settings(self) -> dict:
+        session = self.model.session
+        session_options = session.get_session_options()
+        settings = {
+            # The element type of the graph's logits: fp32 export unless someone changed it.
+            "dtype": next(
+                (o.type for o in session.get_outputs() if o.name == "logits"),
+                session.get_outputs()[0].type,
+            ),
+            "graph_optimization_level": str(session_options.graph_optimization_level),
+            "execution_mode": str(session_options.execution_mode),
+            "intra_op_num_threads": session_options.intra_op_num_threads,
+            "inter_op_num_threads": session_options.inter_op_num_threads,
+            "use_io_binding": bool(self.model.use_io_binding),
+        }
+        if self.provider == "cuda":
+            settings["cuda_use_tf32"] = self.cuda_use_tf32()
+        return settings
 
     def sequence_logits(self, token_ids: Sequence[int]):
         import torch
@@ -73,8 +112,12 @@ class OnnxEngine(GenerateApiEngine):
 
     def info(self) -> EngineInfo:
         device = self.torch_device if self.provider == "cuda" else "cpu"
+        settings = self.precision_settings()
+        tf32 = self.provider == "cuda" and settings.get("cuda_use_tf32") != "0"
         return self._info(
             device,
             ort_providers=self.active_providers,
             details={"use_io_binding": bool(self.model.use_io_binding)},
+            compute_precision="tf32" if tf32 else "f32",
+            precision_settings=settings,
         )

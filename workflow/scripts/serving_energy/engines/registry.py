@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Engine, validate_engine_provider
+from .base import Engine, EngineOptions, validate_engine_provider
 
 
 def load_engine(
-    engine: str, provider: str, model_dir: Path, artefact_dir: Path | None, threads: int
+    engine: str,
+    provider: str,
+    model_dir: Path,
+    artefact_dir: Path | None,
+    threads: int,
+    options: EngineOptions | None = None,
 ) -> Engine:
     """Load ``model_dir`` (torch) or its exported ``artefact_dir`` (other engines) once.
 
-    Raises ValueError for an unknown engine or provider and for <openvino, cuda>; EngineError when
-    the provider cannot really be used (no silent CPU fallback).
+    ``options`` (default: every engine at fp32) carries the settings a configuration may choose;
+    each engine reads its own. Raises ValueError for an unknown engine or provider and for
+    <openvino, cuda>; EngineError when the provider cannot really be used (no silent CPU fallback).
     """
     validate_engine_provider(engine, provider)
+    options = options if options is not None else EngineOptions()
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     model_dir = Path(model_dir)
@@ -35,7 +42,13 @@ def load_engine(
     if engine == "openvino":
         from .openvino_engine import OpenVinoEngine
 
-        return OpenVinoEngine(provider, model_dir, artefact_dir, threads)
+        return OpenVinoEngine(
+            provider,
+            model_dir,
+            artefact_dir,
+            threads,
+            inference_precision=options.openvino_inference_precision,
+        )
     from .torchscript_engine import TorchScriptEngine
 
     return TorchScriptEngine(provider, model_dir, artefact_dir, threads)

@@ -9,8 +9,11 @@ from .base import (
     EngineError,
     EngineInfo,
     GenerateApiEngine,
+    pin_torch_fp32,
     set_torch_threads,
+    torch_compute_precision,
     torch_device_for,
+    torch_precision_settings,
 )
 
 
@@ -38,6 +41,7 @@ class TorchEngine(GenerateApiEngine):
         from transformers import AutoModelForCausalLM
 
         set_torch_threads(threads)
+        pin_torch_fp32()
         super().__init__(provider, load_tokenizer(model_dir), threads, model_dir, None)
         self.device = torch_device_for(provider)
         self.input_device = self.device
@@ -57,4 +61,12 @@ class TorchEngine(GenerateApiEngine):
         return logits[0].float().cpu().numpy()
 
     def info(self) -> EngineInfo:
-        return self._info(str(next(self.model.parameters()).device))
+        return self._info(
+            str(next(self.model.parameters()).device),
+            compute_precision=torch_compute_precision(self.provider),
+            precision_settings={
+                **torch_precision_settings(),
+                "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
+                "attention": self.model.config._attn_implementation,
+            },
+        )

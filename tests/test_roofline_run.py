@@ -1,0 +1,45 @@
+"""A run's roofline from its model folder, its decode speed and the host's bandwidth."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from serving_energy.roofline import BandwidthMeasurement, HostBandwidth, run_roofline
+
+
+def write_checkpoint(folder, tensors):
+    header = {
+        name: {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}
+        for name, shape in tensors.items()
+    }
+    raw = json.dumps(header).encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+
+
+def host(cpu_gb_s=20.0, cuda_gb_s=None):
+    measurement = BandwidthMeasurement(
+        "cpu", "sum", 2, 1, None, 1, 1.0, cpu_gb_s, cpu_gb_s, cpu_gb_s
+    )
+    return HostBandwidth("h", "t", 2, cpu_gb_s, 10.0, cuda_gb_s, None, (measurement,))
+
+
+def test_a_runs_point_against_the_cpu_bound(tmp_path):
+    # 1 M read parameters x 4 bytes: 4 MB a token, so 20 GB/s bounds decoding at 5,000 tokens/s.
+    write_checkpoint(tmp_path, {"h.0.w": [1000, 1000], "lm_head.weight": [0, 0]})
+    point = run_roofline(tmp_path, "f32", "cpu", new_tokens=1000, duration_s=2.0, bandwidth=host())
+    assert point["tokens_per_s"] == 500
+    assert point["roofline_weight_bytes_per_token"] == 4_000_000
+    assert point["roofline_bound_tokens_per_s"] == pytest.approx(5000)
+    assert point["roofline_fraction"] == pytest.approx(0.1)
+    assert point["roofline_gemv_bandwidth_gb_s"] == 10.0
+
+
+def test_a_cuda_run_needs_a_cuda_calibration_and_a_run_needs_tokens(tmp_path):
+    write_checkpoint(tmp_path, {"w": [10, 10]})
+    with pytest.raises(ValueError, match="without a CUDA device"):
+        run_roofline(tmp_path, "f32", "cuda", 10, 1.0, host())
+    with pytest.raises(ValueError, match="no decode speed"):
+        run_roofline(tmp_path, "f32", "cpu", 0, 1.0, host())
