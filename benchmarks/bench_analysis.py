@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT / "tests" / "analysis"))
 
 from synthetic import synthetic_runs  # noqa: E402
 
-from serving_energy import figures, stats, tables  # noqa: E402 (after sys.path)
-from serving_energy.method import METHODS, AnalysisMethod  # noqa: E402
-from serving_energy.selection import prepare_analysis  # noqa: E402
+from serving_energy.analysis import figures, stats, tables  # noqa: E402 (after sys.path)
+from serving_energy.analysis.method import METHODS, AnalysisMethod  # noqa: E402
+from serving_energy.analysis.selection import prepare_analysis  # noqa: E402
 
 
 def timed(label: str, work: Callable[[], object], timings: dict[str, float]) -> object:

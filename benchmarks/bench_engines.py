@@ -11,7 +11,7 @@ pipe) so drift in machine load hits all engines alike. Greedy, batch 1, exactly 
 new tokens per prompt, every prompt for every engine.
 
 Reports per engine: tokens/s and mean latency and their ratios to torch; the fraction of the
-machine's memory-bandwidth bound (``serving_energy.roofline``: read bandwidth measured here with
+machine's memory-bandwidth bound (``serving_energy.meters.roofline``: read bandwidth measured here with
 the same threads, weight bytes per token at the engine's compute precision); and whether its ids
 equal torch's -- where not, the first divergence with torch's top-1/top-2 margin there and the
 engine's largest logit difference on that prompt (a margin below it is a near-tie flipped by
@@ -75,7 +75,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def humaneval_first_lines() -> list[str]:
     """Each HumanEval problem's first line of code that is not an import (164 prompts)."""
-    from serving_energy.tokenizers_offline import default_humaneval_path, read_humaneval_prompts
+    from serving_energy.data.tokenizers_offline import (
+        default_humaneval_path,
+        read_humaneval_prompts,
+    )
 
     prompts = []
     for text in read_humaneval_prompts(default_humaneval_path()):
@@ -96,15 +99,15 @@ def load_prompts(path: Path | None, n_prompts: int) -> list[str]:
 
 def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | None]]:
     """Build the stand-in and export it once; later runs reuse complete, current artefacts."""
-    from serving_energy.engines.torchscript_engine import TORCHSCRIPT_FORMAT
-    from serving_energy.export import (
+    from serving_energy.data.standins import STANDIN_FILE, build_standin
+    from serving_energy.engines.export import (
         EXPORT_FILE,
         export_onnx,
         export_openvino,
         export_torchscript,
         read_export_info,
     )
-    from serving_energy.standins import STANDIN_FILE, build_standin
+    from serving_energy.engines.torchscript_engine import TORCHSCRIPT_FORMAT
 
     model_dir = work_dir / MODEL_NAME / "model"
     if not (model_dir / STANDIN_FILE).is_file():
@@ -235,7 +238,7 @@ def first_divergence(candidate, reference, prompt: str, got, want) -> dict | Non
 
 
 def measure_bandwidth(threads: int) -> dict[str, float]:
-    from serving_energy.roofline import measure_cpu_read_bandwidth
+    from serving_energy.meters.roofline import measure_cpu_read_bandwidth
 
     return {
         kernel: measure_cpu_read_bandwidth(threads, kernel=kernel).read_bandwidth_gb_s
@@ -250,7 +253,7 @@ def main(argv=None) -> int:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    from serving_energy.server_process import thread_environment
+    from serving_energy.serving.server_process import thread_environment
 
     args = parse_args(argv)
     engines = ["torch", *[e for e in args.engines if e != "torch"]]
@@ -267,7 +270,7 @@ def main(argv=None) -> int:
     names = [name for name, _, _ in rows]
 
     bandwidth_before = measure_bandwidth(args.threads)
-    # As the server process gets them (serving_energy.server_process): set, never inherited.
+    # As the server process gets them (serving_energy.serving.server_process): set, never inherited.
     os.environ.update(thread_environment(args.threads))
     loaded = {}
     try:
@@ -289,7 +292,7 @@ def main(argv=None) -> int:
 
 
 def run(args, prompts, model_dir, names, loaded, bandwidth_before) -> int:
-    from serving_energy.roofline import roofline_point, weight_bytes_per_token
+    from serving_energy.meters.roofline import roofline_point, weight_bytes_per_token
 
     durations = {name: [] for name in names}
     ids = {name: [] for name in names}

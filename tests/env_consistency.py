@@ -57,7 +57,7 @@ ALLOWED_OUTSIDE_LOCK = {"onnxruntime-gpu": "1.31.1", "pip": "26.3", "setuptools"
 PROVIDES = {"onnxruntime-gpu": "onnxruntime"}
 
 # Which engines' code an env has to carry. Engine-specific code is imported lazily: the engine
-# registry imports ``<engine>_engine`` modules and serving_energy.export has one ``export_<engine>``
+# registry imports ``<engine>_engine`` modules and serving_energy.engines.export has one ``export_<engine>``
 # function per engine; only the env's own engines are followed (None = follow everything).
 ENV_ENGINES: dict[str, frozenset[str] | None] = {
     "data": None,

@@ -10,14 +10,19 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from serving_energy.layout import ResultsLayout
-from serving_energy.merge import CONTRACT_COLUMNS, failed_attempts, merge_runs, superseded_runs
-from serving_energy.package import (
+from serving_energy.analysis.merge import (
+    CONTRACT_COLUMNS,
+    failed_attempts,
+    merge_runs,
+    superseded_runs,
+)
+from serving_energy.analysis.package import (
     InconsistentPackage,
     PackageInputs,
     packaged_files,
     write_package,
 )
+from serving_energy.study.layout import ResultsLayout
 
 
 def run_json(model="m", engine="onnx", provider="cpu", rep=1, status="ok", **metrics) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving_energy.study import (
+from serving_energy.study.design import (
     ConfigError,
     Configuration,
     apply_cuda_policy,

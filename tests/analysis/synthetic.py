@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from serving_energy.stats import configuration_label
+from serving_energy.analysis.stats import configuration_label
 
 ENGINES_BY_PROVIDER = {
     "cpu": ("torch", "onnx", "openvino", "torchscript"),

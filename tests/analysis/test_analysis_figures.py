@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 from synthetic import synthetic_runs
 
-from serving_energy import figures
-from serving_energy.labels import DataLabels
+from serving_energy.analysis import figures
+from serving_energy.analysis.labels import DataLabels
+from serving_energy.analysis.stats import METRICS_BY_COLUMN
 from serving_energy.meters.base import Reading
 from serving_energy.meters.timeline import Marker, Timeline
-from serving_energy.stats import METRICS_BY_COLUMN
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

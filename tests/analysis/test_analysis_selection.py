@@ -6,10 +6,10 @@ import polars as pl
 import pytest
 from synthetic import synthetic_runs
 
-from serving_energy import stats, tables
-from serving_energy.labels import DataLabels
-from serving_energy.method import EXTENDED, PAPER, method_named
-from serving_energy.selection import (
+from serving_energy.analysis import stats, tables
+from serving_energy.analysis.labels import DataLabels
+from serving_energy.analysis.method import EXTENDED, PAPER, method_named
+from serving_energy.analysis.selection import (
     CONFIGURATION_IDS,
     NOT_ANALYSED_REASON,
     prepare_analysis,

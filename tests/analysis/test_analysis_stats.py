@@ -13,9 +13,9 @@ import pytest
 from scipy import stats as scipy_stats
 from synthetic import synthetic_runs
 
-from serving_energy import stats
-from serving_energy.method import EXTENDED, PAPER
-from serving_energy.stats import (
+from serving_energy.analysis import stats
+from serving_energy.analysis.method import EXTENDED, PAPER
+from serving_energy.analysis.stats import (
     FAIL_TO_REJECT,
     NOT_TESTABLE,
     PAIR_SCHEMA,

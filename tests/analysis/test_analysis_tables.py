@@ -7,9 +7,9 @@ import re
 import polars as pl
 import pytest
 
-from serving_energy import stats, tables
-from serving_energy.latex import Column, booktabs, escape
-from serving_energy.method import EXTENDED, PAPER
+from serving_energy.analysis import stats, tables
+from serving_energy.analysis.latex import Column, booktabs, escape
+from serving_energy.analysis.method import EXTENDED, PAPER
 
 TORCH, ONNX = "<TORCH, CPU>", "<ONNX, CPU>"
 

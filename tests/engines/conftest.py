@@ -77,7 +77,7 @@ class LazyMapping(Mapping):
 @pytest.fixture(scope="session")
 def standin_dirs(work_dir):
     """architecture -> directory of a tiny random-weight stand-in."""
-    from serving_energy.standins import build_standin
+    from serving_energy.data.standins import build_standin
 
     def build(architecture):
         out_dir = work_dir / "models" / architecture
@@ -88,7 +88,7 @@ def standin_dirs(work_dir):
 
 
 def export_one(model_dir, out_root, engine):
-    from serving_energy.export import export_onnx, export_openvino, export_torchscript
+    from serving_energy.engines.export import export_onnx, export_openvino, export_torchscript
 
     if engine == "onnx":
         export_onnx(model_dir, out_root / "onnx")

@@ -4,8 +4,8 @@ import shutil
 import pytest
 
 from serving_energy.engines import load_engine
-from serving_energy.equivalence import check_equivalence
-from serving_energy.export import export_onnx, export_torchscript
+from serving_energy.engines.equivalence import check_equivalence
+from serving_energy.engines.export import export_onnx, export_torchscript
 
 from .conftest import NEW_TOKENS, PROMPTS, THREADS
 

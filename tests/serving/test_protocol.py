@@ -12,11 +12,11 @@ import polars as pl
 import psutil
 import pytest
 
-import serving_energy.protocol as protocol
-from serving_energy.layout import RUN_FILES, ResultsLayout, RunKey
+import serving_energy.serving.protocol as protocol
 from serving_energy.meters import Timeline
-from serving_energy.protocol import RunFailed, RunInputs, RunLogs, measure_run
-from serving_energy.run_settings import RunSettings
+from serving_energy.serving.protocol import RunFailed, RunInputs, RunLogs, measure_run
+from serving_energy.serving.run_settings import RunSettings
+from serving_energy.study.layout import RUN_FILES, ResultsLayout, RunKey
 
 from .fakes import MODEL, prompts, wait_until
 
@@ -69,7 +69,7 @@ def server_children() -> list[psutil.Process]:
     return [
         child
         for child in psutil.Process().children(recursive=True)
-        if "serving_energy.server" in " ".join(child.cmdline())
+        if "serving_energy.serving.server" in " ".join(child.cmdline())
     ]
 
 

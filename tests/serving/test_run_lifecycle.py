@@ -15,11 +15,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-import serving_energy.protocol as protocol
-from serving_energy.layout import ResultsLayout
-from serving_energy.lifecycle import interruptible
-from serving_energy.protocol import RunInterrupted
-from serving_energy.run_settings import RunSettings
+import serving_energy.serving.protocol as protocol
+from serving_energy.core.lifecycle import interruptible
+from serving_energy.serving.protocol import RunInterrupted
+from serving_energy.serving.run_settings import RunSettings
+from serving_energy.study.layout import ResultsLayout
 
 from .fakes import wait_until
 from .test_protocol import KEY, OPERATION, identity, measure
@@ -36,7 +36,7 @@ def servers_of(model_dir: Path) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if "serving_energy.server" in cmdline and str(model_dir) in cmdline:
+        if "serving_energy.serving.server" in cmdline and str(model_dir) in cmdline:
             found.append(process)
     return found
 
@@ -96,7 +96,7 @@ import sys, time
 sys.path.insert(0, {scripts!r})
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-import serving_energy.protocol as protocol
+import serving_energy.serving.protocol as protocol
 from tests.serving.test_protocol import measure
 real = protocol.send_prompts
 def announce(base_url, prompts, **kwargs):

@@ -7,11 +7,11 @@ from snakemake.settings.types import ExecMode, RerunTrigger
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from serving_energy.dataset import expected_prompt_count
-from serving_energy.layout import ResultsLayout, RunKey
-from serving_energy.machine import gpu_present
-from serving_energy.rerun_forecast import forecast, summary
-from serving_energy.study import (
+from serving_energy.data.dataset import expected_prompt_count
+from serving_energy.study.layout import ResultsLayout, RunKey
+from serving_energy.core.machine import gpu_present
+from serving_energy.study.rerun_forecast import forecast, summary
+from serving_energy.study.design import (
     MODEL_DESCRIPTION_KEYS,
     ConfigError,
     Configuration,

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from serving_energy.checks import check_configuration
-from serving_energy.dataset import verified_prompts
+from serving_energy.core.logs import log_to
+from serving_energy.data.dataset import verified_prompts
+from serving_energy.data.manifest import verify_manifest
 from serving_energy.engines import EngineOptions
-from serving_energy.logs import log_to
-from serving_energy.manifest import verify_manifest
+from serving_energy.engines.checks import check_configuration
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import polars as pl
 
-from serving_energy.figures import plot_models, plot_paper_figures, plot_roofline
-from serving_energy.logs import log_to
-from serving_energy.selection import prepare_analysis
+from serving_energy.analysis.figures import plot_models, plot_paper_figures, plot_roofline
+from serving_energy.analysis.selection import prepare_analysis
+from serving_energy.core.logs import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821

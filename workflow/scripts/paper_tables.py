@@ -4,15 +4,15 @@ from pathlib import Path
 
 import polars as pl
 
-from serving_energy.logs import log_to
-from serving_energy.selection import prepare_analysis
-from serving_energy.tables import (
+from serving_energy.analysis.selection import prepare_analysis
+from serving_energy.analysis.tables import (
     all_saving_ranges,
     table4,
     table5,
     write_saving_sentences,
     write_size_category_table,
 )
+from serving_energy.core.logs import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     output, params = snakemake.output, snakemake.params  # noqa: F821

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import polars as pl
 
-from serving_energy.logs import log_to
-from serving_energy.selection import prepare_analysis
-from serving_energy.stats import analyse_runs, write_posthoc_latex, write_tests_latex
+from serving_energy.analysis.selection import prepare_analysis
+from serving_energy.analysis.stats import analyse_runs, write_posthoc_latex, write_tests_latex
+from serving_energy.core.logs import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     output, params = snakemake.output, snakemake.params  # noqa: F821
