@@ -36,7 +36,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-ENGINES = ("torch", "onnx", "openvino", "torchscript")
+from serving_energy.study.vocabulary import ENGINES  # noqa: E402 (after sys.path)
+
 # codeparrot-small: GPT-2 architecture, 12 x 768, 12 heads, vocabulary 32 768. The offline BPE has
 # fewer tokens, so the model's vocabulary is set to 32 768 on its own: the embedding and the output
 # head have codeparrot-small's size, ids the tokenizer lacks decode to nothing.

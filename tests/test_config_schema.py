@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from serving_energy.study.config_schema import check_against_schema, coerce, load_schema, problems
-from serving_energy.study.design import ConfigError
+from serving_energy.study.vocabulary import ConfigError
 from tests.helpers import REPO, load_config
 
 SCHEMA = load_schema(REPO / "config" / "schema.yaml")

@@ -10,7 +10,7 @@ from synthetic import synthetic_runs
 
 from serving_energy.analysis import figures
 from serving_energy.analysis.labels import DataLabels
-from serving_energy.analysis.stats import METRICS_BY_COLUMN
+from serving_energy.analysis.metrics import METRICS_BY_COLUMN
 from serving_energy.meters.base import Reading
 from serving_energy.meters.timeline import Marker, Timeline
 

@@ -15,6 +15,7 @@ from synthetic import synthetic_runs
 
 from serving_energy.analysis import stats
 from serving_energy.analysis.method import EXTENDED, PAPER
+from serving_energy.analysis.metrics import METRICS
 from serving_energy.analysis.stats import (
     FAIL_TO_REJECT,
     NOT_TESTABLE,
@@ -25,10 +26,10 @@ from serving_energy.analysis.stats import (
     cliffs_delta,
     cliffs_delta_magnitude,
     compare_configurations,
-    configuration_label,
     hedges_g,
     saving_pct,
 )
+from serving_energy.study.vocabulary import Configuration
 
 # Every test here fails on a warning: a degenerate input must become a row, not a warning.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -356,7 +357,7 @@ def test_analyse_runs_tidy_schema_and_groups(small_study):
         result.tests.filter(pl.col("provider_group") == "cuda")["configuration"].drop_nulls()
     )
     assert cuda_configs == {
-        configuration_label(e, "cuda") for e in ("torch", "onnx", "torchscript")
+        Configuration(e, "cuda").label for e in ("torch", "onnx", "torchscript")
     }
     # one omnibus row per model, group and metric: 3 models x (5 CPU + 9 CUDA metrics)
     omnibus = result.tests.filter(pl.col("test").is_in(["welch_anova", "kruskal", "omnibus"]))
@@ -372,7 +373,7 @@ def test_analyse_runs_tidy_schema_and_groups(small_study):
 
 def test_analyse_runs_all_configurations_together(small_study):
     together = dataclasses.replace(EXTENDED, grouping="all")
-    result = analyse_runs(small_study, method=together, metrics=stats.METRICS[:3])
+    result = analyse_runs(small_study, method=together, metrics=METRICS[:3])
     assert set(result.tests["provider_group"]) == {"all"}
     energy = result.posthoc.filter(pl.col("metric") == "energy_global_j")
     assert energy.group_by("model").len()["len"].to_list() == [21, 21, 21]  # 7 choose 2
@@ -416,7 +417,7 @@ def test_alpha_moves_the_decision():
 
 
 def test_write_stats_round_trips(tmp_path, small_study):
-    result = analyse_runs(small_study, metrics=stats.METRICS[:1])
+    result = analyse_runs(small_study, metrics=METRICS[:1])
     written = stats.write_stats(result, tmp_path / "stats")
     assert sorted(p.name for p in written) == [
         "posthoc.csv",

@@ -10,6 +10,7 @@ import pytest
 from serving_energy.analysis import stats, tables
 from serving_energy.analysis.latex import Column, booktabs, escape
 from serving_energy.analysis.method import EXTENDED, PAPER
+from serving_energy.analysis.metrics import METRICS
 
 TORCH, ONNX = "<TORCH, CPU>", "<ONNX, CPU>"
 
@@ -293,7 +294,7 @@ def test_latex_escaping_and_missing_values():
 def test_longtable_for_the_statistics(tmp_path):
     from synthetic import synthetic_runs
 
-    result = stats.analyse_runs(synthetic_runs(n_models=2, n_reps=4), metrics=stats.METRICS[:2])
+    result = stats.analyse_runs(synthetic_runs(n_models=2, n_reps=4), metrics=METRICS[:2])
     tests_tex = stats.write_tests_latex(result.tests, tmp_path / "tests.tex").read_text()
     posthoc_tex = stats.write_posthoc_latex(result.posthoc, tmp_path / "posthoc.tex").read_text()
     for tex in (tests_tex, posthoc_tex):

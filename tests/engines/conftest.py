@@ -10,8 +10,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 
-ARCHITECTURES = ("gpt2", "gpt_bigcode", "gpt_neox", "bloom", "llama", "gemma", "phi")
-EXPORTED_ENGINES = ("onnx", "openvino", "torchscript")
+from serving_energy.data.standins import ARCHITECTURES
+from serving_energy.study.vocabulary import EXPORTED_ENGINES
+
+__all__ = ["ARCHITECTURES", "EXPORTED_ENGINES"]  # the tests' parameters, from the library
 TINY = {"n_layers": 2, "hidden_size": 64, "n_heads": 4, "tokenizer": "bpe-humaneval", "seed": 0}
 PROMPTS = (
     "def has_close_elements(numbers, threshold):",

@@ -157,8 +157,8 @@ rule figures:
 
 rule timeline_figure:
     input:
-        timeline=f"{RUN_FOLDER}/timeline.parquet",
-        run=f"{RUN_FOLDER}/run.json",
+        timeline=LAYOUT.run_pattern("timeline.parquet"),
+        run=LAYOUT.run_pattern("run.json"),
     output:
         png=report(
             "results/figures/timelines/{model}_{engine}-{provider}_rep{rep}.png",

@@ -31,18 +31,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from serving_energy.analysis.labels import DataLabels
+from serving_energy.analysis.metrics import METRICS, METRICS_BY_COLUMN, Metric
 from serving_energy.analysis.selection import valid_mask
-from serving_energy.analysis.stats import (
-    METRICS,
-    METRICS_BY_COLUMN,
-    PROVIDER_LABELS,
-    PROVIDERS,
-    Metric,
-    order_configurations,
-)
 from serving_energy.meters.base import COUNTER, METHOD_ESTIMATE, Reading
 from serving_energy.meters.timeline import PHASES, Timeline
 from serving_energy.meters.window import unwrap_counter
+from serving_energy.study.vocabulary import PROVIDER_LABELS, PROVIDERS, order_configurations
 
 # Text in SVG files stays text (searchable, editable) instead of becoming outlines.
 plt.rcParams["svg.fonttype"] = "none"

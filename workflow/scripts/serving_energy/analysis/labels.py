@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .method import AnalysisMethod
+from serving_energy.analysis.method import AnalysisMethod
 
 ESTIMATE = "estimate"
 # The runs-table columns that say how each energy figure was obtained (the meters' method).

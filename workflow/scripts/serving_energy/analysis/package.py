@@ -18,8 +18,6 @@ from serving_energy.study.layout import RUN_FILES, ResultsLayout, RunKey
 ARCHIVE_NAME = "replication-package.zip"
 CHECKSUMS_NAME = "SHA256SUMS"
 CONFIG_SNAPSHOT = "config.yaml"
-# Exported engines are large and rebuilt by the workflow from the pinned models; their checks stay.
-EXPORT_FOLDERS = ("onnx", "openvino", "torchscript")
 
 FOLDERS = {
     "prompts/": "`prompts.jsonl`: the prompts sent in every run (task_id, prompt, n_tokens).",
@@ -107,6 +105,7 @@ def packaged_files(results_dir: Path, exclude: Iterable[Path] = ()) -> list[Path
     whose checksum could not hold.
     """
     results_dir = Path(results_dir)
+    layout = ResultsLayout(results_dir)
     excluded = {Path(path).resolve() for path in exclude}
     files = []
     for path in sorted(results_dir.rglob("*")):
@@ -117,8 +116,8 @@ def packaged_files(results_dir: Path, exclude: Iterable[Path] = ()) -> list[Path
             continue
         if relative.name in (ARCHIVE_NAME, CHECKSUMS_NAME):
             continue
-        parts = relative.parts
-        if len(parts) >= 3 and parts[0] == "engines" and parts[2] in EXPORT_FOLDERS:
+        # Exports are large and rebuilt by the workflow from the pinned models; checks stay.
+        if layout.is_export_file(relative):
             continue
         files.append(relative)
     return files

@@ -20,20 +20,12 @@ from typing import Literal
 
 import polars as pl
 
-from .labels import DataLabels
-from .method import AnalysisMethod, method_named
+from serving_energy.analysis.labels import DataLabels
+from serving_energy.analysis.method import AnalysisMethod, method_named
+from serving_energy.study.vocabulary import CONFIGURATION_IDS, Configuration
 
 InvalidRunsPolicy = Literal["exclude", "keep"]
 INVALID_RUNS_POLICIES: tuple[str, ...] = ("exclude", "keep")
-
-ENGINES: tuple[str, ...] = ("torch", "onnx", "openvino", "torchscript")
-PROVIDERS: tuple[str, ...] = ("cpu", "cuda")
-CONFIGURATION_IDS: tuple[str, ...] = tuple(
-    f"{engine}-{provider}"
-    for provider in PROVIDERS
-    for engine in ENGINES
-    if (engine, provider) != ("openvino", "cuda")
-)
 
 NOT_ANALYSED_REASON = "configuration not analysed (analysis.configurations)"
 
@@ -65,10 +57,6 @@ def _check_ids(ids: Sequence[str], key: str) -> None:
         )
 
 
-# ``engine-provider`` of each run, e.g. ``onnx-cpu``: the ids the config uses.
-CONFIGURATION_ID = pl.concat_str(pl.col("engine"), pl.lit("-"), pl.col("provider"))
-
-
 def _constant(value: bool, n: int) -> pl.Series:
     return pl.Series([value] * n, dtype=pl.Boolean)
 
@@ -80,7 +68,11 @@ def analysed_configuration(
     ``exclude``. Unknown ids are an error naming the key."""
     _check_ids(include, "analysis.configurations.include")
     _check_ids(exclude, "analysis.configurations.exclude")
-    ids = runs.select(CONFIGURATION_ID.alias("id"))["id"]
+    # each run's id, e.g. ``onnx-cpu``: the ids the config uses
+    ids = pl.Series(
+        [Configuration(*pair).id for pair in runs.select("engine", "provider").iter_rows()],
+        dtype=pl.String,
+    )
     chosen = ids.is_in(list(include)) if include else _constant(True, runs.height)
     return chosen & ~ids.is_in(list(exclude))
 

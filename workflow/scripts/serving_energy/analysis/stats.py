@@ -28,7 +28,7 @@ from __future__ import annotations
 import gc
 import itertools
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -42,6 +42,8 @@ from statsmodels.stats.oneway import anova_oneway
 
 from serving_energy.analysis.latex import Column, write_booktabs
 from serving_energy.analysis.method import EXTENDED, AnalysisMethod, RankPosthoc, TestFamily
+from serving_energy.analysis.metrics import METRICS, Metric
+from serving_energy.study.vocabulary import PROVIDERS, order_configurations
 
 ProviderGrouping = Literal["by_provider", "all"]
 
@@ -50,68 +52,6 @@ FAIL_TO_REJECT = "fail to reject H0"
 NOT_TESTABLE = "not testable"
 
 MIN_REPETITIONS = 3  # Shapiro-Wilk is undefined below three observations
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A dependent variable: its column in the runs table and how to print it."""
-
-    column: str
-    label: str
-    unit: str
-    providers: tuple[str, ...] = ("cpu", "cuda")  # providers on which it is measured
-
-    @property
-    def axis_label(self) -> str:
-        return f"{self.label} [{self.unit}]"
-
-
-# One place for every dependent variable of the study; tables and figures use these too.
-METRICS: tuple[Metric, ...] = (
-    Metric("energy_global_j", "Global energy", "J"),
-    Metric("energy_cpu_j", "CPU energy", "J"),
-    Metric("energy_gpu_j", "GPU energy", "J", ("cuda",)),
-    Metric("duration_s", "Execution time", "s"),
-    Metric("cpu_usage_pct", "CPU usage", "%"),
-    Metric("ram_usage_pct", "RAM usage", "%"),
-    Metric("gpu_usage_pct", "GPU usage", "%", ("cuda",)),
-    Metric("gpu_mem_util_pct", "GPU memory utilisation", "%", ("cuda",)),
-    Metric("gpu_mem_used_pct", "GPU used memory", "%", ("cuda",)),
-)
-METRICS_BY_COLUMN: dict[str, Metric] = {m.column: m for m in METRICS}
-
-ENGINE_LABELS: dict[str, str] = {
-    "torch": "TORCH",
-    "onnx": "ONNX",
-    "openvino": "OV",
-    "torchscript": "JIT",
-}
-PROVIDER_LABELS: dict[str, str] = {"cpu": "CPU", "cuda": "CUDA"}
-PROVIDERS: tuple[str, ...] = ("cpu", "cuda")
-
-
-def configuration_label(engine: str, provider: str) -> str:
-    """The paper's name of a configuration, e.g. ``("onnx", "cpu") -> "<ONNX, CPU>"``."""
-    return f"<{ENGINE_LABELS[engine]}, {PROVIDER_LABELS[provider]}>"
-
-
-# The paper's order: baseline TORCH first, CPU configurations before CUDA ones.
-CONFIGURATION_ORDER: tuple[str, ...] = tuple(
-    configuration_label(engine, provider)
-    for provider in PROVIDERS
-    for engine in ENGINE_LABELS
-    if not (engine == "openvino" and provider == "cuda")
-)
-
-
-def baseline_configuration(provider: str) -> str:
-    return configuration_label("torch", provider)
-
-
-def order_configurations(configurations: Iterable[str]) -> list[str]:
-    """Known configurations in the paper's order, unknown ones after them alphabetically."""
-    rank = {c: i for i, c in enumerate(CONFIGURATION_ORDER)}
-    return sorted(set(configurations), key=lambda c: (rank.get(c, len(rank)), c))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,14 +24,14 @@ import polars as pl
 from serving_energy.analysis.labels import DataLabels
 from serving_energy.analysis.latex import Column, write_booktabs
 from serving_energy.analysis.method import EXTENDED, AnalysisMethod
-from serving_energy.analysis.stats import (
+from serving_energy.analysis.metrics import METRICS_BY_COLUMN
+from serving_energy.analysis.stats import saving_pct
+from serving_energy.study.vocabulary import (
     CONFIGURATION_ORDER,
-    METRICS_BY_COLUMN,
     PROVIDER_LABELS,
     PROVIDERS,
-    baseline_configuration,
+    baseline_label,
     order_configurations,
-    saving_pct,
 )
 
 ALL_CATEGORIES = "all"
@@ -212,7 +212,7 @@ def model_savings(
     Columns: model, size_category, provider, metric, configuration, baseline, median,
     baseline_median, saving_pct. Models without baseline runs are left out.
     """
-    baseline = baseline or baseline_configuration(provider)
+    baseline = baseline or baseline_label(provider)
     medians = medians_per_model(runs.filter(pl.col("provider") == provider), [metric])
     base = medians.filter(pl.col("configuration") == baseline).select(
         "model", pl.col(metric).alias("baseline_median")
@@ -288,7 +288,7 @@ def saving_ranges(
 
     Columns: see ``SAVING_RANGE_SCHEMA``; ``sentence`` holds the text the paper quotes.
     """
-    baseline = baseline or baseline_configuration(provider)
+    baseline = baseline or baseline_label(provider)
     savings = model_savings(runs, provider, metric, baseline).drop_nulls("saving_pct")
     rows: list[SavingRange] = []
     for configuration in order_configurations(savings["configuration"]):

@@ -15,8 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ENGINES = ("torch", "onnx", "openvino", "torchscript")
-PROVIDERS = ("cpu", "cuda")
+from serving_energy.study.vocabulary import Configuration
+
 # "default" leaves the choice to OpenVINO's CPU plugin: bf16 on CPUs with AVX512-BF16 or AMX (what
 # optimum-intel runs unless told otherwise), f32 elsewhere; the precision used is read back.
 OPENVINO_INFERENCE_PRECISIONS = ("f32", "bf16", "default")
@@ -100,14 +100,9 @@ def library_versions() -> dict[str, str]:
 
 
 def validate_engine_provider(engine: str, provider: str) -> None:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
-    if provider not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}; expected one of {PROVIDERS}")
-    if engine == "openvino" and provider == "cuda":
-        raise ValueError(
-            "OpenVINO has no CUDA execution provider: <OV, CUDA> is not a valid configuration"
-        )
+    """A ValueError (the vocabulary's ConfigError) for an unknown engine or provider, or for a
+    configuration that does not exist (<OV, CUDA>)."""
+    Configuration(engine, provider)
 
 
 def torch_device_for(provider: str) -> str:

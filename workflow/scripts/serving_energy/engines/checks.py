@@ -6,6 +6,7 @@ from pathlib import Path
 
 from serving_energy.engines import EngineOptions, load_engine
 from serving_energy.engines.equivalence import EquivalenceResult, check_equivalence
+from serving_energy.study.vocabulary import REFERENCE_ENGINE
 
 
 def check_configuration(
@@ -29,7 +30,7 @@ def check_configuration(
     A disagreement does not fail the job: the configuration is flagged in check.json, in every
     run's metadata and in the report, and its runs are kept apart by the analysis.
     """
-    reference = load_engine("torch", provider, model_dir, None, threads)
+    reference = load_engine(REFERENCE_ENGINE, provider, model_dir, None, threads)
     candidate = load_engine(engine, provider, model_dir, artefact_dir, threads, options)
     result = check_equivalence(
         candidate, reference, prompts, max_new_tokens, max_mismatched_tokens=max_mismatched_tokens

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from serving_energy.data.standins import STANDIN_FILE, read_standin_info
-from serving_energy.engines.base import PROVIDERS, library_versions, torch_device_for
+from serving_energy.engines.base import library_versions, torch_device_for
 from serving_energy.engines.torchscript_engine import TORCHSCRIPT_FILE, TORCHSCRIPT_FORMAT
+from serving_energy.study.vocabulary import PROVIDERS
 
 EXPORT_FILE = "export.json"
 

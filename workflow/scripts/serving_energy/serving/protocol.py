@@ -40,6 +40,7 @@ from serving_energy.serving.validity import (
     gate_quantities,
 )
 from serving_energy.study.layout import ResultsLayout
+from serving_energy.study.vocabulary import Configuration
 
 logger = logging.getLogger("serving_energy.serving.protocol")
 

@@ -154,7 +154,7 @@ def problems(config: Mapping, schema: Mapping) -> list[str]:
 
 def check_against_schema(config: dict, schema_path: str | Path) -> None:
     """Coerce ``config`` in place to the schema's types; raise ConfigError listing every problem."""
-    from serving_energy.study.design import ConfigError
+    from serving_energy.study.vocabulary import ConfigError
 
     schema = load_schema(schema_path)
     coerced = coerce(config, schema)

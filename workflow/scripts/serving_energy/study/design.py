@@ -1,4 +1,5 @@
-"""The study's design: configurations, their labels, the checks a config must pass, the run order.
+"""The study's design: the checks a config must pass, the CUDA policy, the run order, and what a
+run's identity is (what it measures) as opposed to its provenance (what it merely records).
 
 The JSON schema (config/schema.yaml) checks types and unknown keys; this module checks what a
 schema cannot say clearly: combinations that do not exist and references between sections.
@@ -14,49 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-ENGINES = ("torch", "onnx", "openvino", "torchscript")
-PROVIDERS = ("cpu", "cuda")
-ENGINE_LABELS = {"torch": "TORCH", "onnx": "ONNX", "openvino": "OV", "torchscript": "JIT"}
-PROVIDER_LABELS = {"cpu": "CPU", "cuda": "CUDA"}
-STANDIN_ARCHITECTURES = ("gpt2", "gpt_bigcode", "gpt_neox", "bloom", "llama", "gemma", "phi")
-
-
-class ConfigError(ValueError):
-    """The study's config cannot run; the message names the offending key."""
-
-
-@dataclass(frozen=True, order=True)
-class Configuration:
-    engine: str
-    provider: str
-
-    def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        if self.provider not in PROVIDERS:
-            raise ConfigError(
-                f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDERS)}"
-            )
-        if self.engine == "openvino" and self.provider == "cuda":
-            raise ConfigError(
-                "<OV, CUDA> does not exist: OpenVINO has no CUDA execution provider "
-                "(use <OV, CPU>, or onnx/torch/torchscript on cuda)"
-            )
-
-    @property
-    def id(self) -> str:
-        """Path-safe id, e.g. ``onnx-cpu``."""
-        return f"{self.engine}-{self.provider}"
-
-    @property
-    def label(self) -> str:
-        """The paper's notation, e.g. ``<ONNX, CPU>``."""
-        return f"<{ENGINE_LABELS[self.engine]}, {PROVIDER_LABELS[self.provider]}>"
-
-    @classmethod
-    def from_id(cls, configuration_id: str) -> Configuration:
-        engine, _, provider = configuration_id.partition("-")
-        return cls(engine, provider)
+from serving_energy.study.vocabulary import ConfigError, Configuration
 
 
 def check_config(config: Mapping) -> None:
@@ -135,13 +94,12 @@ def _target_problems(config: Mapping) -> list[str]:
     for alias in targets.get("models", []):
         if alias not in config.get("models", {}):
             problems.append(f"targets.models: {alias!r} is not a model of this study")
-    known = {
-        Configuration(c["engine"], c["provider"]).id
-        for c in config.get("configurations", [])
-        if not (c.get("engine") == "openvino" and c.get("provider") == "cuda")
-        and c.get("engine") in ENGINES
-        and c.get("provider") in PROVIDERS
-    }
+    known = set()
+    for entry in config.get("configurations", []):
+        try:
+            known.add(Configuration(entry.get("engine"), entry.get("provider")).id)
+        except ConfigError:
+            pass  # reported by _configuration_problems
     for configuration_id in targets.get("configurations", []):
         if configuration_id not in known:
             problems.append(

@@ -10,14 +10,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving_energy.study.design import Configuration
+from serving_energy.study.vocabulary import (
+    CONFIGURATION_ID,
+    EXPORTED_ENGINES,
+    EXPORTED_PER_PROVIDER,
+    Configuration,
+)
 
 RESULTS = Path("results")
 RUN_FILES = ("run.json", "requests.parquet", "timeline.parquet")
 FAILURE_RECORD = "failure.json"
 SUPERSEDED_RECORD = "superseded.json"
-# Snakemake's view of one run folder; the wildcard names are the rules' readable wildcards.
-RUN_PATTERN = "runs/{model}/{engine}-{provider}/rep{rep}"
+# Templates of every path below, formatted for one run or engine, or left as they are for the
+# rules: their fields are the rules' readable wildcards.
+RUN_KEY_FOLDER = "{model}/" + CONFIGURATION_ID + "/rep{rep}"  # under runs/, failed/, superseded/
+EXPORT_FOLDER = "engines/{model}/{engine}"
+EXPORT_FOLDER_PER_PROVIDER = "engines/{model}/{engine}/{provider}"
+CHECK_FILE = "engines/{model}/" + CONFIGURATION_ID + "/check.json"
 
 
 @dataclass(frozen=True, order=True)
@@ -35,7 +44,7 @@ class RunKey:
     @property
     def relative(self) -> Path:
         """The key as a relative folder, the same under runs/, failed/ and superseded/."""
-        return Path(self.model) / self.configuration.id / f"rep{self.rep}"
+        return Path(_format(RUN_KEY_FOLDER, self.model, self.configuration, rep=self.rep))
 
     def to_dict(self) -> dict:
         return {
@@ -71,10 +80,11 @@ class ResultsLayout:
         return self.root / "superseded" / key.relative
 
     def failure_records(self) -> Iterator[Path]:
-        yield from sorted((self.root / "failed").glob(f"*/*/rep*/*/{FAILURE_RECORD}"))
+        """The record of every failed attempt (each names the run it belongs to)."""
+        yield from sorted((self.root / "failed").glob(f"{_ANY_RUN}/*/{FAILURE_RECORD}"))
 
     def superseded_records(self) -> Iterator[Path]:
-        yield from sorted((self.root / "superseded").glob(f"*/*/rep*/*/{SUPERSEDED_RECORD}"))
+        yield from sorted((self.root / "superseded").glob(f"{_ANY_RUN}/*/{SUPERSEDED_RECORD}"))
 
     def calibration(self, hostname: str) -> Path:
         """The idle calibration of one measuring host (made by its first run)."""
@@ -94,25 +104,45 @@ class ResultsLayout:
         return self.root / "prompts" / "prompts.manifest.json"
 
     def export_dir(self, model: str, configuration: Configuration) -> Path | None:
-        """What an engine loads besides the model folder (None for torch, which loads the model).
-
-        TorchScript traces are specific to the device they were traced on, so they are kept per
-        provider; ONNX and OpenVINO exports serve every provider.
-        """
-        engine = configuration.engine
-        if engine == "torch":
+        """What an engine loads besides the model folder (None for the reference, which loads the
+        model itself); one folder per provider where the vocabulary says so."""
+        if not configuration.exported:
             return None
-        if engine == "torchscript":
-            return self.root / "engines" / model / engine / configuration.provider
-        return self.root / "engines" / model / engine
+        return self.root / _format(_export_template(configuration.engine), model, configuration)
 
     def check_path(self, model: str, configuration: Configuration) -> Path | None:
-        """The engine's equivalence check against torch (None for torch, the reference)."""
-        if configuration.engine == "torch":
+        """The engine's equivalence check against the reference (None for the reference)."""
+        if configuration.is_reference:
             return None
-        return self.root / "engines" / model / configuration.id / "check.json"
+        return self.root / _format(CHECK_FILE, model, configuration)
+
+    def is_export_file(self, relative: Path) -> bool:
+        """Whether a file (relative to the root) belongs to an engine's export, not to a check."""
+        parts = Path(relative).parts
+        return len(parts) >= 3 and parts[0] == "engines" and parts[2] in EXPORTED_ENGINES
 
     # -- Snakemake patterns ---------------------------------------------------------------------
     def run_pattern(self, name: str) -> str:
         """A run file with the rules' wildcards, e.g. results/runs/{model}/.../run.json."""
-        return f"{self.root.as_posix()}/{RUN_PATTERN}/{name}"
+        return f"{self.root.as_posix()}/runs/{RUN_KEY_FOLDER}/{name}"
+
+    def export_pattern(self, engine: str) -> str:
+        """The export folder of ``engine`` with the rules' wildcards ({model}, {provider})."""
+        template = _export_template(engine).replace("{engine}", engine)
+        return f"{self.root.as_posix()}/{template}"
+
+    def check_pattern(self) -> str:
+        return f"{self.root.as_posix()}/{CHECK_FILE}"
+
+
+def _export_template(engine: str) -> str:
+    return EXPORT_FOLDER_PER_PROVIDER if engine in EXPORTED_PER_PROVIDER else EXPORT_FOLDER
+
+
+def _format(template: str, model: str, configuration: Configuration, **fields) -> str:
+    return template.format(
+        model=model, engine=configuration.engine, provider=configuration.provider, **fields
+    )
+
+
+_ANY_RUN = RUN_KEY_FOLDER.format(model="*", engine="*", provider="*", rep="*")
