@@ -106,6 +106,7 @@ def test_equivalence_check_runs_openvino_at_the_measured_precision(
 
     out = tmp_path / "check.json"
     result = check_configuration(
+        model="gpt2-standin",
         engine="openvino",
         provider="cpu",
         model_dir=standin_dirs["gpt2"],
@@ -118,6 +119,11 @@ def test_equivalence_check_runs_openvino_at_the_measured_precision(
         options=EngineOptions(openvino_inference_precision="default"),
     )
     saved = json.loads(out.read_text())
+    assert (saved["model"], saved["engine"], saved["provider"]) == (
+        "gpt2-standin",
+        "openvino",
+        "cpu",
+    )
     assert saved["precision_settings"]["inference_precision_option"] == "default"
     assert saved["compute_precision"] == result.compute_precision
 

@@ -17,6 +17,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     for folder in (inputs.model, inputs.artefact):
         log.info("%s: %s", folder, verify_manifest(Path(folder)))
     result = check_configuration(
+        model=wildcards.model,
         engine=wildcards.engine,
         provider=wildcards.provider,
         model_dir=Path(snakemake.input.model),  # noqa: F821

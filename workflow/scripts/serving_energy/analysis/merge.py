@@ -10,6 +10,7 @@ import polars as pl
 
 from serving_energy.serving.validity import ValidityThresholds, evaluate
 from serving_energy.study.layout import ResultsLayout
+from serving_energy.study.vocabulary import Configuration
 
 CONTRACT_COLUMNS = (
     "model", "size_category", "engine", "provider", "configuration", "rep",
@@ -157,15 +158,25 @@ def superseded_runs(layout: ResultsLayout) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SUPERSEDED_SCHEMA)
 
 
+CHECK_IDENTITY = ("model", "engine", "provider")
+
+
 def equivalence_table(check_paths: Iterable[Path]) -> pl.DataFrame:
+    """One row per equivalence check: its model and configuration id (as the check records them),
+    then every scalar of check.json."""
     rows = []
     for path in check_paths:
         check = json.loads(Path(path).read_text())
-        parts = Path(path).parts
+        missing = [key for key in CHECK_IDENTITY if key not in check]
+        if missing:
+            raise ValueError(
+                f"{path}: the check does not say which {' and '.join(missing)} it belongs to "
+                "(made before checks recorded it); run the workflow again to redo it"
+            )
         rows.append(
             {
-                "model": parts[-3],
-                "configuration_id": parts[-2],
+                "model": check["model"],
+                "configuration_id": Configuration(check["engine"], check["provider"]).id,
                 **{key: value for key, value in check.items() if _is_scalar(value)},
             }
         )

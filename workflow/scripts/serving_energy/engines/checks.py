@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from serving_energy.core.io import write_atomic_json
 from serving_energy.engines import EngineOptions, load_engine
 from serving_energy.engines.equivalence import EquivalenceResult, check_equivalence
 from serving_energy.study.vocabulary import REFERENCE_ENGINE
@@ -11,6 +12,7 @@ from serving_energy.study.vocabulary import REFERENCE_ENGINE
 
 def check_configuration(
     *,
+    model: str,
     engine: str,
     provider: str,
     model_dir: Path,
@@ -24,6 +26,9 @@ def check_configuration(
 ) -> EquivalenceResult:
     """Compare ``engine`` with torch on the same provider; write check.json whatever the verdict.
 
+    check.json names the model, engine and provider it belongs to (nothing reads them from its
+    path), then the verdict and its detail (``EquivalenceResult``).
+
     ``options`` must be those of the measured runs (e.g. OpenVINO's inference precision), so the
     check judges the arithmetic that is measured; torch, the reference, always runs at fp32.
 
@@ -35,5 +40,5 @@ def check_configuration(
     result = check_equivalence(
         candidate, reference, prompts, max_new_tokens, max_mismatched_tokens=max_mismatched_tokens
     )
-    result.to_json(out_path)
+    write_atomic_json(Path(out_path), {"model": model, **result.to_dict()})
     return result

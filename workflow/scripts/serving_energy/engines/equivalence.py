@@ -9,9 +9,7 @@ engine, so both engines see identical inputs even after their tokens diverge.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from serving_energy.core.io import write_atomic_json
 from serving_energy.engines.base import Engine
 
 
@@ -51,9 +49,6 @@ class EquivalenceResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    def to_json(self, path: Path) -> None:
-        write_atomic_json(Path(path), self.to_dict())
 
 
 def _logit_comparison(
