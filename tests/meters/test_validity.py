@@ -54,7 +54,7 @@ def run_timeline(
 
 
 def verdict(timeline: Timeline, **kwargs):
-    metrics = window_metrics(timeline).to_dict()
+    metrics = window_metrics(timeline)
     baseline = {"cpu": {}, "gpu": {}}
     for phase in ("idle-before", "idle-after"):
         power, _, _ = idle_power(timeline, phase)

@@ -47,7 +47,7 @@ def test_a_new_run_supersedes_the_old_one_which_is_kept_with_the_reason(tiny_mod
     first = snapshot(layout.run_dir(KEY))
     changed = RunSettings.from_identity(identity(max_new_tokens=5), OPERATION)
     run = measure(tmp_path, tiny_model, 3, run_settings=changed)
-    assert run["new_tokens"] == 15
+    assert run.new_tokens == 15
     (kept,) = layout.superseded_dir(KEY).iterdir()
     record = json.loads((kept / "superseded.json").read_text())
     assert "generation.max_new_tokens: 4 -> 5" in record["reason"]
@@ -161,10 +161,9 @@ def test_a_busy_baseline_is_kept_but_flagged_with_the_reason(tiny_model, tmp_pat
         lambda settings: [BusyMachine(), *[m for m in real_build(settings) if m.name != "system"]],
     )
     run = measure(tmp_path, tiny_model, 3)
-    assert run["status"] == "ok" and run["valid"] is False
+    assert run.status == "ok" and run.valid is False
     assert any(
-        reason.startswith("idle baseline: CPU usage 100.0 %")
-        for reason in run["validity"]["reasons"]
+        reason.startswith("idle baseline: CPU usage 100.0 %") for reason in run.validity["reasons"]
     )
     stored = json.loads(ResultsLayout(tmp_path).run_record(KEY).read_text())
     assert stored["validity"]["quantities"]["idle_cpu_usage_pct"]["idle-before"] == 100.0

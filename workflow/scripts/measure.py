@@ -36,11 +36,10 @@ with log_to(snakemake.log[0]) as log, interruptible(), ParentWatchdog():
         calibration_idle_s=config["validity"]["calibration_idle_s"],
         calibrate_bandwidth=True,
     )
-    metrics = run["metrics"]
     log.info(
         "run done: %d requests in %.2f s, global energy %s J (%s)",
-        run["n_requests"],
-        metrics.get("duration_s") or float("nan"),
-        metrics.get("energy_global_j"),
-        metrics.get("energy_global_method"),
+        run.n_requests,
+        run.metrics.duration_s,
+        run.metrics.global_.energy_j,
+        run.metrics.global_.method,
     )

@@ -45,9 +45,9 @@ def idle_power(timeline: Timeline, phase: str) -> tuple[dict, dict, float | None
     power = {}
     methods = {}
     for component in ("cpu", "gpu"):
-        energy = getattr(metrics, f"energy_{component}_j")
+        energy = metrics.component(component).energy_j
         power[component] = energy / duration if energy is not None and duration > 0 else None
-        methods[component] = getattr(metrics, f"energy_{component}_method")
+        methods[component] = metrics.component(component).method
     return power, methods, metrics.cpu_usage_pct
 
 

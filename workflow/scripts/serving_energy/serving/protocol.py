@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import polars as pl
-
 from serving_energy.core.lifecycle import Interrupted, seal
 from serving_energy.core.machine import describe_machine
 from serving_energy.core.progress import countdown, say
@@ -28,7 +26,10 @@ from serving_energy.data.manifest import verify_manifest
 from serving_energy.meters import Sampler, build_meters, window_metrics
 from serving_energy.meters.calibration import idle_power, load_or_calibrate, measure_idle
 from serving_energy.meters.roofline import HostBandwidth, load_or_calibrate_host, run_roofline
+from serving_energy.meters.timeline import Timeline
+from serving_energy.meters.window import WindowMetrics
 from serving_energy.serving.client import RequestRecord, send_prompts
+from serving_energy.serving.run_record import CooldownRecord, RunRecord, requests_frame
 from serving_energy.serving.run_settings import CooldownSettings, RunSettings, resolve_threads
 from serving_energy.serving.run_store import begin_attempt, keep_failure, publish_run
 from serving_energy.serving.server_process import ServerError, ServerProcess, ServerSpec
@@ -51,13 +52,6 @@ class RunFailed(RuntimeError):
 
 class RunInterrupted(RunFailed):
     """The run was stopped from outside (a signal, or its supervisor died); data were kept."""
-
-
-@dataclass(frozen=True)
-class CooldownRecord:
-    waited_s: float
-    settled: bool  # False when the adaptive wait ran out before the CPU was back near idle
-    last_cpu_usage_pct: float | None
 
 
 def cool_down(
@@ -137,27 +131,6 @@ class RunLogs:
     server_log: Path
 
 
-def requests_frame(records: Sequence[RequestRecord]) -> pl.DataFrame:
-    schema = {
-        "index": pl.Int64,
-        "task_id": pl.String,
-        "prompt": pl.String,
-        "output": pl.String,
-        "prompt_tokens": pl.Int64,
-        "new_tokens": pl.Int64,
-        "start_s": pl.Float64,
-        "end_s": pl.Float64,
-        "latency_s": pl.Float64,
-        "server_latency_s": pl.Float64,
-        "status": pl.String,
-        "http_status": pl.Int64,
-        "error": pl.String,
-        "warmup": pl.Boolean,
-    }
-    rows = [{**asdict(record), "warmup": record.index < 0} for record in records]
-    return pl.DataFrame(rows, schema=schema)
-
-
 def read_equivalence(check_path: Path | None) -> dict:
     """The configuration's equivalence status; torch is the reference and has no check."""
     if check_path is None:
@@ -177,7 +150,7 @@ def measure_run(
     thresholds: ValidityThresholds | None = None,
     calibration_idle_s: float = 0.0,
     calibrate_bandwidth: bool = False,
-) -> dict:
+) -> RunRecord:
     """Run the protocol once; write run.json, requests.parquet and timeline.parquet in place.
 
     ``provenance`` (study, config hash, run order) is recorded, never compared: it does not
@@ -187,14 +160,90 @@ def measure_run(
     """
     thresholds = thresholds or ValidityThresholds()
     key = settings.key
-    configuration = key.configuration
-    protocol = settings.protocol
     attempt = begin_attempt(layout, key)
     equivalence = read_equivalence(inputs.check_path)
     machine = describe_machine(workflow_dir)
     threads, threads_source = resolve_threads(settings.threads)
-    prompts = inputs.prompts
+    say(f"{key}: measuring ({threads} engine threads)")
+    phases = _run_phases(
+        settings,
+        inputs,
+        layout,
+        logs,
+        threads,
+        progress=progress,
+        thresholds=thresholds,
+        calibration_idle_s=calibration_idle_s,
+        calibrate_bandwidth=calibrate_bandwidth,
+    )
+    record = _run_record(
+        settings,
+        inputs,
+        phases,
+        thresholds,
+        started_at=attempt.started_at,
+        threads=(threads, threads_source),
+        equivalence=equivalence,
+        attempt=attempt.provenance(),
+        provenance=provenance,
+        machine=machine,
+    )
+    run = record.to_dict()
+    frame = requests_frame([*phases.warmup, *phases.records])
 
+    def write_files(folder: Path) -> None:
+        frame.write_parquet(folder / "requests.parquet")
+        phases.timeline.to_parquet(folder / "timeline.parquet")
+
+    kept_logs = {"server.log": logs.server_log}
+    if logs.job_log is not None:
+        kept_logs["measure.log"] = logs.job_log
+    if record.failure:
+        folder = keep_failure(attempt, run, write_files, kept_logs)
+        message = f"run failed: {record.failure} (data kept in {folder})"
+        if phases.interrupted is not None:
+            raise RunInterrupted(message) from phases.interrupted
+        raise RunFailed(message)
+    seal()
+    superseded = publish_run(attempt, run, write_files, kept_logs)
+    if superseded is not None:
+        logger.info("the run it replaces was kept in %s", superseded)
+    say(_done(record, superseded))
+    return record
+
+
+@dataclass
+class _Phases:
+    """What the run's phases left, however far they got."""
+
+    timeline: Timeline | None = None
+    health: dict = field(default_factory=dict)
+    cooldown: CooldownRecord | None = None
+    calibration: dict | None = None
+    calibration_status: str = "no idle calibration (validity.calibration_idle_s is 0)"
+    bandwidth: HostBandwidth | str = "the host's bandwidth was not calibrated"
+    warmup: list[RequestRecord] = field(default_factory=list)
+    records: list[RequestRecord] = field(default_factory=list)
+    failure: str | None = None
+    interrupted: Interrupted | None = None
+
+
+def _run_phases(
+    settings: RunSettings,
+    inputs: RunInputs,
+    layout: ResultsLayout,
+    logs: RunLogs,
+    threads: int,
+    *,
+    progress: bool,
+    thresholds: ValidityThresholds,
+    calibration_idle_s: float,
+    calibrate_bandwidth: bool,
+) -> _Phases:
+    """Cooldown, calibrations, idle, load, warm-up, inference, stop and idle, each marked on the
+    sampler's clock. Whatever breaks, what was measured so far comes back with the failure."""
+    key, protocol, prompts = settings.key, settings.protocol, inputs.prompts
+    configuration = key.configuration
     meter_settings = dict(settings.meters)
     sampler = Sampler(
         build_meters(meter_settings), interval_s=meter_settings.get("interval_s", 0.1)
@@ -212,25 +261,18 @@ def measure_run(
         **settings.engine_options,
     )
     server = ServerProcess(spec, logs.server_log)
-    records: list[RequestRecord] = []
-    warmup: list[RequestRecord] = []
-    health: dict = {}
-    cooldown: CooldownRecord | None = None
-    calibration: dict | None = None
-    calibration_status = "no idle calibration (validity.calibration_idle_s is 0)"
-    bandwidth: HostBandwidth | str = "the host's bandwidth was not calibrated"
-    failure: str | None = None
-    interrupted: Interrupted | None = None
-    say(f"{key}: measuring ({threads} engine threads)")
+    out = _Phases()
     sampler.start()
     try:
         sampler.mark("cooldown", "start")
-        cooldown = cool_down(protocol.cooldown)
+        out.cooldown = cool_down(protocol.cooldown)
         sampler.mark("cooldown", "end")
-        logger.info("cooldown: waited %.1f s (settled: %s)", cooldown.waited_s, cooldown.settled)
+        logger.info(
+            "cooldown: waited %.1f s (settled: %s)", out.cooldown.waited_s, out.cooldown.settled
+        )
         if calibration_idle_s > 0:
             sampler.mark("calibration", "start")
-            calibration, calibration_status = load_or_calibrate(
+            out.calibration, out.calibration_status = load_or_calibrate(
                 layout.calibration(socket.gethostname()),
                 lambda: measure_idle(meter_settings, calibration_idle_s),
                 thresholds.idle_cpu_usage_max_pct,
@@ -238,16 +280,16 @@ def measure_run(
             sampler.mark("calibration", "end")
         if calibrate_bandwidth:
             sampler.mark("calibration", "start")
-            bandwidth = _host_bandwidth(layout, threads, configuration.provider)
+            out.bandwidth = _host_bandwidth(layout, threads, configuration.provider)
             sampler.mark("calibration", "end")
         _idle(sampler, "idle-before", protocol.idle_before_s)
         sampler.mark("load", "start")
-        health = server.start(protocol.server_start_timeout_s)
+        out.health = server.start(protocol.server_start_timeout_s)
         sampler.mark("load", "end")
-        _check_device(health, configuration)
+        _check_device(out.health, configuration)
         if protocol.warmup_requests:
             sampler.mark("warm-up", "start")
-            warmup = send_prompts(
+            out.warmup = send_prompts(
                 server.base_url,
                 [prompts[i % len(prompts)] for i in range(protocol.warmup_requests)],
                 timeout_s=protocol.request_timeout_s,
@@ -257,7 +299,7 @@ def measure_run(
             sampler.mark("warm-up", "end")
         logger.info("inference window: %d prompts", len(prompts))
         sampler.mark("inference", "start")
-        records = send_prompts(
+        out.records = send_prompts(
             server.base_url, prompts, timeout_s=protocol.request_timeout_s, progress=progress
         )
         sampler.mark("inference", "end")
@@ -267,102 +309,104 @@ def measure_run(
         sampler.mark("stop", "end")
         _idle(sampler, "idle-after", protocol.idle_after_s)
     except Interrupted as error:
-        interrupted = error
-        failure = f"interrupted: {error}"
+        out.interrupted = error
+        out.failure = f"interrupted: {error}"
     except (ServerError, RunFailed) as error:
-        failure = str(error)
+        out.failure = str(error)
     except Exception as error:  # whatever broke, what was measured so far must be kept
         logger.exception("run aborted")
-        failure = f"{type(error).__name__}: {error}"
+        out.failure = f"{type(error).__name__}: {error}"
     finally:
         server.stop()
-        timeline = sampler.stop()
+        out.timeline = sampler.stop()
+    return out
 
+
+def _run_record(
+    settings: RunSettings,
+    inputs: RunInputs,
+    phases: _Phases,
+    thresholds: ValidityThresholds,
+    *,
+    started_at: str,
+    threads: tuple[int, str],
+    equivalence: Mapping,
+    attempt: Mapping,
+    provenance: Mapping,
+    machine: Mapping,
+) -> RunRecord:
+    """The run as measured, judged: its failure (if any), metrics, validity and roofline."""
+    key, records, timeline = settings.key, phases.records, phases.timeline
+    provider = key.configuration.provider
+    n_prompts = len(inputs.prompts)
     failed_requests = [record for record in records if not record.ok]
+    failure = phases.failure
     if failure is None and failed_requests:
         first = failed_requests[0]
         failure = (
             f"{len(failed_requests)} of {len(records)} requests failed; first: request "
             f"{first.index} ({first.task_id}): {first.error}"
         )
-    if failure is None and len(records) != len(prompts):
-        failure = f"only {len(records)} of {len(prompts)} prompts were sent"
+    if failure is None and len(records) != n_prompts:
+        failure = f"only {len(records)} of {n_prompts} prompts were sent"
 
     n_ok = sum(record.ok for record in records)
     new_tokens = sum(record.new_tokens or 0 for record in records)
     try:
         metrics = _metrics_or_none(timeline, n_ok, new_tokens, failed=failure is not None)
         validity = None if metrics is None else _validity(
-            timeline, metrics.to_dict(), thresholds, calibration, calibration_status,
-            n_answered=n_ok, n_expected=len(prompts), provider=configuration.provider,
+            timeline, metrics, thresholds, phases.calibration, phases.calibration_status,
+            n_answered=n_ok, n_expected=n_prompts, provider=provider,
         )  # fmt: skip
     except Exception as error:  # the data must be kept even if judging them fails
         logger.exception("computing the run's metrics failed")
         failure = failure or f"computing the run's metrics failed: {type(error).__name__}: {error}"
         metrics, validity = None, None
-    roofline = _roofline(inputs, health, configuration.provider, metrics, bandwidth)
+    roofline = _roofline(inputs, phases.health, provider, metrics, phases.bandwidth)
     if validity is not None and not validity["valid"] and failure is None:
         logger.warning("%s is flagged invalid: %s", key, "; ".join(validity["reasons"]))
-    run = {
-        "status": "failed" if failure else "ok",
-        "failure": failure,
-        **key.to_dict(),
-        "model_info": dict(settings.model),
-        "standin": settings.standin,
-        "started_at": attempt.started_at,
-        "finished_at": datetime.now(UTC).isoformat(),
-        "threads": threads,
-        "threads_source": threads_source,
-        "n_requests": len(records),
-        "n_failed": len(failed_requests),
-        "n_warmup_requests": len(warmup),
-        "new_tokens": new_tokens,
-        "load_duration_s": _phase_duration(timeline, "load"),
-        "server_load_duration_s": health.get("load_duration_s"),
-        "cooldown": asdict(cooldown) if cooldown else None,
-        "equivalence": equivalence,
-        "inputs": dict(inputs.integrity),
-        "engine_info": health.get("engine_info"),
-        "device": health.get("device"),
-        "metrics": metrics.to_dict() if metrics is not None else {},
-        "roofline": roofline,
-        "valid": None if validity is None else validity["valid"],
-        "validity": validity,
-        "identity": dict(settings.identity),
-        "protocol": asdict(protocol),
-        "attempt": attempt.provenance(),
-        **dict(provenance),
-        "machine": machine,
-    }
-    frame = requests_frame([*warmup, *records])
+    return RunRecord(
+        key=key,
+        failure=failure,
+        model_info=dict(settings.model),
+        standin=settings.standin,
+        started_at=started_at,
+        finished_at=datetime.now(UTC).isoformat(),
+        threads=threads[0],
+        threads_source=threads[1],
+        n_requests=len(records),
+        n_failed=len(failed_requests),
+        n_warmup_requests=len(phases.warmup),
+        new_tokens=new_tokens,
+        load_duration_s=_phase_duration(timeline, "load"),
+        server_load_duration_s=phases.health.get("load_duration_s"),
+        cooldown=phases.cooldown,
+        equivalence=equivalence,
+        inputs=dict(inputs.integrity),
+        engine_info=phases.health.get("engine_info"),
+        device=phases.health.get("device"),
+        metrics=metrics,
+        roofline=roofline,
+        validity=validity,
+        identity=dict(settings.identity),
+        protocol=settings.protocol,
+        attempt=attempt,
+        provenance=provenance,
+        machine=machine,
+    )
 
-    def write_files(folder: Path) -> None:
-        frame.write_parquet(folder / "requests.parquet")
-        timeline.to_parquet(folder / "timeline.parquet")
 
-    kept_logs = {"server.log": logs.server_log}
-    if logs.job_log is not None:
-        kept_logs["measure.log"] = logs.job_log
-    if failure:
-        folder = keep_failure(attempt, run, write_files, kept_logs)
-        message = f"run failed: {failure} (data kept in {folder})"
-        if interrupted is not None:
-            raise RunInterrupted(message) from interrupted
-        raise RunFailed(message)
-    seal()
-    superseded = publish_run(attempt, run, write_files, kept_logs)
-    if superseded is not None:
-        logger.info("the run it replaces was kept in %s", superseded)
-    m = run["metrics"]
-    energy = m.get("energy_global_j")
-    say(
-        f"{key}: done in {m.get('duration_s') or 0:.2f} s, "
+def _done(record: RunRecord, superseded: Path | None) -> str:
+    """The one line a finished run prints."""
+    metrics = record.metrics
+    energy = metrics.global_.energy_j if metrics else None
+    return (
+        f"{record.key}: done in {(metrics.duration_s if metrics else 0) or 0:.2f} s, "
         + (f"{energy:.4g} J" if energy is not None else "energy unavailable")
-        + f" ({m.get('energy_global_method')})"
-        + ("" if run["valid"] else f"; flagged invalid: {'; '.join(validity['reasons'])}")
+        + f" ({metrics.global_.method if metrics else None})"
+        + ("" if record.valid else f"; flagged invalid: {'; '.join(record.validity['reasons'])}")
         + (f"; the run it replaces is kept in {superseded}" if superseded else "")
     )
-    return run
 
 
 def _metrics_or_none(timeline, n_ok: int, new_tokens: int, *, failed: bool):
@@ -409,7 +453,7 @@ def _roofline(inputs: RunInputs, health: Mapping, provider: str, metrics, bandwi
 
 
 def _validity(
-    timeline, metrics: dict, thresholds, calibration, calibration_status: str, **run_facts
+    timeline, metrics: WindowMetrics, thresholds, calibration, calibration_status: str, **run_facts
 ) -> dict:
     """The run's validity verdict, with everything it was judged on (see ``validity``)."""
     quantities = gate_quantities(

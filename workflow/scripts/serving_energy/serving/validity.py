@@ -25,13 +25,10 @@ import numpy as np
 
 from serving_energy.meters.base import COUNTER, METHOD_COUNTER
 from serving_energy.meters.timeline import Timeline
+from serving_energy.meters.window import WindowMetrics
 
 COMPONENTS = ("cpu", "gpu")
 BASELINE_PHASES = ("idle-before", "idle-after")
-WINDOW_FLAGS = (
-    "flag_short_window", "flag_counter_wrap", "flag_counter_reset_unknown_range",
-    "flag_negative_power", "flag_implausible_power", "flag_clock_gap", "flag_window_not_covered",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,7 +121,7 @@ def _mean_cpu_usage(timeline: Timeline, phase: str) -> float | None:
 
 def gate_quantities(
     timeline: Timeline,
-    metrics: Mapping[str, Any],
+    metrics: WindowMetrics,
     baseline_power_w: Mapping[str, Mapping[str, float | None]],
     *,
     n_answered: int,
@@ -139,30 +136,28 @@ def gate_quantities(
     bounds = timeline.phase_bounds("inference")
     components = {}
     for component in COMPONENTS:
-        method = metrics.get(f"energy_{component}_method")
-        energy = metrics.get(f"energy_{component}_j")
-        if energy is None:
+        figure = metrics.component(component)
+        if figure.energy_j is None:
             continue
-        meter = metrics.get(f"energy_{component}_meter")
         components[component] = {
-            "method": method,
-            "energy_j": energy,
-            "counter_resolution_j": counter_quantum_j(timeline, meter)
-            if method == METHOD_COUNTER
+            "method": figure.method,
+            "energy_j": figure.energy_j,
+            "counter_resolution_j": counter_quantum_j(timeline, figure.meter)
+            if figure.method == METHOD_COUNTER
             else None,
-            "samples_in_window": _samples_in(timeline, meter, *bounds) if bounds else 0,
+            "samples_in_window": _samples_in(timeline, figure.meter, *bounds) if bounds else 0,
             "baseline_power_w": dict(baseline_power_w.get(component, {})),
         }
     return {
         "n_answered": n_answered,
         "n_expected": n_expected,
         "provider": provider,
-        "window_flags": [name for name in WINDOW_FLAGS if metrics.get(name)],
+        "window_flags": metrics.flags.raised(),
         "components": components,
         "idle_cpu_usage_pct": {
             phase: _mean_cpu_usage(timeline, phase) for phase in BASELINE_PHASES
         },
-        "gpu_usage_pct": metrics.get("gpu_usage_pct"),
+        "gpu_usage_pct": metrics.gpu_usage_pct,
         "calibration": dict(calibration) if calibration else None,
     }
 
