@@ -64,7 +64,9 @@ def run_study(
 
     def statistics() -> None:
         result = stats.analyse_runs(runs, method=method)
-        stats.write_stats(result, out_dir / "stats")
+        (out_dir / "stats").mkdir(parents=True, exist_ok=True)
+        labels.with_columns(result.tests).write_csv(out_dir / "stats" / "tests.csv")
+        labels.with_columns(result.posthoc).write_csv(out_dir / "stats" / "posthoc.csv")
         stats.write_tests_latex(result.tests, out_dir / "stats" / "tests.tex")
         stats.write_posthoc_latex(result.posthoc, out_dir / "stats" / "posthoc.tex")
 
@@ -87,7 +89,7 @@ def run_study(
             labels=labels,
         )
         ranges = tables.all_saving_ranges(runs, method=method)
-        tables.write_saving_ranges(ranges, t / "savings.csv", t / "savings.tex", labels)
+        labels.with_columns(ranges).write_csv(t / "savings.csv")
         tables.write_saving_sentences(ranges, t / "savings.md", method, labels)
 
     def per_model_figures() -> None:

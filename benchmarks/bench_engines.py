@@ -76,17 +76,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def humaneval_first_lines() -> list[str]:
     """Each HumanEval problem's first line of code that is not an import (164 prompts)."""
-    from serving_energy.data.tokenizers_offline import (
-        default_humaneval_path,
-        read_humaneval_prompts,
+    from serving_energy.data.dataset import (
+        first_code_line,
+        packaged_humaneval_path,
+        read_problems,
     )
 
-    prompts = []
-    for text in read_humaneval_prompts(default_humaneval_path()):
-        lines = [line for line in text.splitlines() if line.strip()]
-        code = [line for line in lines if not line.startswith(("import ", "from "))]
-        prompts.append((code or lines)[0])
-    return prompts
+    return [first_code_line(p.prompt) for p in read_problems(packaged_humaneval_path())]
 
 
 def load_prompts(path: Path | None, n_prompts: int) -> list[str]:

@@ -416,18 +416,6 @@ def test_alpha_moves_the_decision():
     assert rows_of(tests_loose, "kruskal")[0].decision == REJECT
 
 
-def test_write_stats_round_trips(tmp_path, small_study):
-    result = analyse_runs(small_study, metrics=METRICS[:1])
-    written = stats.write_stats(result, tmp_path / "stats")
-    assert sorted(p.name for p in written) == [
-        "posthoc.csv",
-        "posthoc.parquet",
-        "tests.csv",
-        "tests.parquet",
-    ]
-    assert pl.read_parquet(tmp_path / "stats" / "tests.parquet").equals(result.tests)
-
-
 def test_a_library_warning_becomes_a_not_testable_row(monkeypatch):
     def warning_kruskal(*groups):
         import warnings

@@ -264,11 +264,6 @@ def test_all_saving_ranges_and_sentence_file(tmp_path):
     assert set(ranges["baseline"]) == {"<TORCH, CPU>", "<TORCH, CUDA>"}
     text = tables.write_saving_sentences(ranges, tmp_path / "savings.md").read_text()
     assert text.count("\n- ") == ranges.height
-    csv_path, tex_path = tables.write_saving_ranges(
-        ranges, tmp_path / "savings.csv", tmp_path / "savings.tex"
-    )
-    assert pl.read_csv(csv_path).height == ranges.height
-    assert tex_path.read_text().count(r"\end{tabular}") == 1
 
 
 def test_saving_ranges_without_baseline_runs_are_empty():

@@ -31,7 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from serving_energy.analysis.labels import DataLabels
-from serving_energy.analysis.metrics import METRICS, METRICS_BY_COLUMN, Metric
+from serving_energy.analysis.metrics import METRICS, Metric
 from serving_energy.analysis.selection import valid_mask
 from serving_energy.meters.base import COUNTER, METHOD_ESTIMATE, Reading
 from serving_energy.meters.timeline import PHASES, Timeline
@@ -480,8 +480,3 @@ def plot_run_timeline(
     _footer(figure, footer or None)
     figure.subplots_adjust(left=0.08, right=0.98, top=0.92, bottom=0.22, hspace=0.12)
     return _save(figure, out_stem, formats, footer or None)
-
-
-def metric_for(column: str) -> Metric:
-    """The ``Metric`` of a runs-table column (so scripts can pass column names)."""
-    return METRICS_BY_COLUMN[column]

@@ -628,18 +628,6 @@ def _analyse(
     )
 
 
-def write_stats(result: StatsResult, out_dir: Path) -> list[Path]:
-    """Write ``tests.{csv,parquet}`` and ``posthoc.{csv,parquet}`` into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for name, frame in (("tests", result.tests), ("posthoc", result.posthoc)):
-        csv_path, parquet_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
-        frame.write_csv(csv_path)
-        frame.write_parquet(parquet_path)
-        written += [csv_path, parquet_path]
-    return written
-
-
 # ---------------------------------------------------------------------------------------------
 # LaTeX
 

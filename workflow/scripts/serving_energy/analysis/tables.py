@@ -457,27 +457,3 @@ def write_saving_sentences(
         lines.append("- (no model has two configurations of one provider to compare)")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def write_saving_ranges(
-    ranges: pl.DataFrame,
-    csv_path: Path,
-    tex_path: Path,
-    labels: DataLabels | None = None,
-) -> list[Path]:
-    """The ranges as CSV and as a booktabs table (configuration, baseline, models, min, max)."""
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    (labels.with_columns(ranges) if labels is not None else ranges).write_csv(csv_path)
-    caption = labels.caption("Saving ranges over the models") if labels is not None else None
-    columns = [
-        Column("metric", "Metric", align="l"),
-        Column("configuration", "Configuration", align="l"),
-        Column("baseline", "Baseline", align="l"),
-        Column("n_models", "Models", number_format="{:d}"),
-        Column("min_saving_pct", "Min. saving [%]"),
-        Column("min_saving_model", "at model", align="l"),
-        Column("max_saving_pct", "Max. saving [%]"),
-        Column("max_saving_model", "at model", align="l"),
-    ]
-    write_booktabs(ranges, tex_path, columns, caption=caption, group_by="metric")
-    return [csv_path, tex_path]

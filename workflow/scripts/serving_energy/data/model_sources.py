@@ -73,9 +73,6 @@ def _hub_commit(hf_id: str, revision: str) -> str | None:
     return HfApi().model_info(hf_id, revision=revision).sha
 
 
-STANDIN_KEYS = {"layers": "n_layers", "hidden_size": "hidden_size", "heads": "n_heads"}
-
-
 def build_standin_model(standin: Mapping, out_dir: Path, humaneval_path: Path | None = None):
     """Build the stand-in a config entry describes into ``out_dir`` (atomically)."""
     from serving_energy.data.standins import build_standin

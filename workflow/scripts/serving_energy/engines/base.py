@@ -11,26 +11,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from serving_energy.core.versions import ENGINE_PACKAGES, library_versions
 from serving_energy.study.vocabulary import Configuration
 
 # "default" leaves the choice to OpenVINO's CPU plugin: bf16 on CPUs with AVX512-BF16 or AMX (what
 # optimum-intel runs unless told otherwise), f32 elsewhere; the precision used is read back.
 OPENVINO_INFERENCE_PRECISIONS = ("f32", "bf16", "default")
-_VERSIONED_PACKAGES = (
-    "torch",
-    "transformers",
-    "tokenizers",
-    "optimum",
-    "optimum-onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "optimum-intel",
-    "openvino",
-)
 
 
 class EngineError(RuntimeError):
@@ -86,17 +75,6 @@ class EngineInfo:
     # the runtime where it can say), and every setting that decides it (see docs/engines.md).
     compute_precision: str | None = None
     precision_settings: dict[str, Any] = field(default_factory=dict)
-
-
-def library_versions() -> dict[str, str]:
-    """Installed versions of the packages the engines depend on (absent ones left out)."""
-    versions = {}
-    for name in _VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
 
 
 def validate_engine_provider(engine: str, provider: str) -> None:
@@ -260,7 +238,7 @@ class Engine(ABC):
             threads=self.threads,
             model_dir=str(self.model_dir),
             artefact_dir=str(self.artefact_dir) if self.artefact_dir else None,
-            library_versions=library_versions(),
+            library_versions=library_versions(ENGINE_PACKAGES),
             **kwargs,
         )
 

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving_energy.core.versions import ENGINE_PACKAGES, library_versions
 from serving_energy.data.standins import STANDIN_FILE, read_standin_info
-from serving_energy.engines.base import library_versions, torch_device_for
+from serving_energy.engines.base import torch_device_for
 from serving_energy.engines.torchscript_engine import TORCHSCRIPT_FILE, TORCHSCRIPT_FORMAT
 from serving_energy.study.vocabulary import PROVIDERS
 
@@ -98,7 +99,7 @@ def _atomic_export(
             duration_s=duration_s,
             size_bytes=directory_size_bytes(tmp_dir),
             standin=read_standin_info(model_dir) is not None,
-            library_versions=library_versions(),
+            library_versions=library_versions(ENGINE_PACKAGES),
             details=details,
         )
         (tmp_dir / EXPORT_FILE).write_text(
@@ -225,6 +226,3 @@ def export_torchscript(model_dir: Path, out_dir: Path, provider: str) -> ExportI
         }
 
     return _atomic_export("torchscript", model_dir, out_dir, provider, write)
-
-
-EXPORTERS = {"onnx": export_onnx, "openvino": export_openvino, "torchscript": export_torchscript}

@@ -88,10 +88,6 @@ class Configuration:
         return self.engine in EXPORTED_ENGINES
 
     @property
-    def exported_per_provider(self) -> bool:
-        return self.engine in EXPORTED_PER_PROVIDER
-
-    @property
     def serving_env(self) -> str:
         """The conda env (``envs/<name>.yaml``) of jobs that load this configuration: one per
         engine, except ONNX Runtime on CUDA, whose GPU build cannot share an env with the CPU one."""
