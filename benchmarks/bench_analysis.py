@@ -29,6 +29,7 @@ from synthetic import synthetic_runs  # noqa: E402
 
 from serving_energy.analysis import figures, stats, tables  # noqa: E402 (after sys.path)
 from serving_energy.analysis.method import METHODS, AnalysisMethod  # noqa: E402
+from serving_energy.analysis.metrics import METRICS  # noqa: E402
 from serving_energy.analysis.selection import prepare_analysis  # noqa: E402
 
 
@@ -92,19 +93,18 @@ def run_study(
         labels.with_columns(ranges).write_csv(t / "savings.csv")
         tables.write_saving_sentences(ranges, t / "savings.md", method, labels)
 
+    def by_size_figures() -> None:
+        for metric in METRICS:
+            stem = out_dir / "figures" / f"boxplot_{metric.column}"
+            figures.plot_metric_by_size_and_configuration(shown, metric, stem, labels=labels)
+
     def per_model_figures() -> None:
-        models = sorted(shown["model"].unique().to_list())[:model_figures]
-        figures.plot_models(
-            shown.filter(shown["model"].is_in(models)), out_dir / "figures", labels=labels
-        )
+        for model in sorted(shown["model"].unique().to_list())[:model_figures]:
+            figures.plot_model(shown, model, out_dir / "figures" / f"model_{model}", labels=labels)
 
     timed("statistics", statistics, timings)
     timed("tables", paper_tables, timings)
-    timed(
-        "figures (by size)",
-        lambda: figures.plot_paper_figures(shown, out_dir / "figures", labels=labels),
-        timings,
-    )
+    timed("figures (by size)", by_size_figures, timings)
     label = "figures (per model)" if model_figures is None else f"figures ({model_figures} models)"
     timed(label, per_model_figures, timings)
     total = sum(timings.values())

@@ -176,7 +176,7 @@ def test_real_session_on_this_machine(tmp_path: Path) -> None:
         assert 6.5 * m.duration_s <= m.cpu.energy_j <= 65.0 * m.duration_s
     if not availability["nvml"].available and availability["nvml"].hardware_absent:
         assert m.global_.method.endswith("no GPU present")
-        assert m.energy_per_token_j == pytest.approx(m.global_.energy_j / 30)
+        assert m.energy_per("token") == pytest.approx(m.global_.energy_j / 30)
     json.dumps(m.to_dict())
 
     path = timeline.to_parquet(tmp_path / "run" / "timeline.parquet")

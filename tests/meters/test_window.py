@@ -65,9 +65,9 @@ def test_gross_net_global_and_per_token() -> None:
     assert m.cpu.net_j == pytest.approx(120.0 - 40.0)
     assert m.gpu.net_j == pytest.approx(350.0 - 200.0)
     assert m.global_.net_j == pytest.approx(230.0)
-    assert m.energy_per_request_j == pytest.approx(470.0 / 4)
-    assert m.energy_per_token_j == pytest.approx(470.0 / 60)
-    assert m.energy_net_per_token_j == pytest.approx(230.0 / 60)
+    assert m.energy_per("request") == pytest.approx(470.0 / 4)
+    assert m.energy_per("token") == pytest.approx(470.0 / 60)
+    assert m.energy_per("token", net=True) == pytest.approx(230.0 / 60)
     # cpu_usage samples with 3 < t <= 7: 3.5:60 4:20 4.5:60 5:20 5.5:60 6:80 6.5:60 7:80
     assert m.cpu_usage_pct == pytest.approx((60 + 20 + 60 + 20 + 60 + 80 + 60 + 80) / 8)
     assert m.ram_usage_pct == pytest.approx(50.0)
@@ -132,7 +132,7 @@ def test_gpu_present_but_unmeasured_makes_global_null_not_cpu() -> None:
     samples = tuple(cpu(t, 10.0 * t) for t in range(5))
     m = window_metrics(Timeline(samples, phases(("inference", 1, 3)), (RAPL, broken)))
     assert m.cpu.energy_j == pytest.approx(20.0)
-    assert m.global_.energy_j is None and m.energy_per_token_j is None
+    assert m.global_.energy_j is None and m.energy_per("token") is None
     assert "NVML failed to initialise" in m.global_.reason
 
 

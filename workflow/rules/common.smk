@@ -250,6 +250,11 @@ def example_timelines():
     ]
 
 
+def analysis_selection():
+    """The analysis rules' choice of runs and method (selection.prepare_analysis's settings)."""
+    return {key: config["analysis"][key] for key in ("method", "configurations", "invalid_runs")}
+
+
 def analysis_outputs():
     return [
         LAYOUT.prompts.as_posix(),

@@ -7,17 +7,12 @@ from serving_energy.core.logs import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821
-    analysis = prepare_analysis(
-        pl.read_parquet(snakemake.input[0]),  # noqa: F821
-        method=params.method,
-        configurations=params.configurations,
-        invalid_runs=params.invalid_runs,
-    )
+    analysis = prepare_analysis(pl.read_parquet(snakemake.input[0]), **params.selection)
     excluded = analysis.selection.excluded
     excluded.write_csv(snakemake.output[0])  # noqa: F821
     log.info(
         "%d run(s) left out (analysis.invalid_runs = %s); %d invalid run(s) kept in",
         excluded.height,
-        params.invalid_runs,
+        analysis.selection.invalid_runs,
         analysis.selection.invalid_kept,
     )

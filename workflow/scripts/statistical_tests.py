@@ -10,12 +10,7 @@ from serving_energy.core.logs import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     output, params = snakemake.output, snakemake.params  # noqa: F821
-    analysis = prepare_analysis(
-        pl.read_parquet(snakemake.input[0]),  # noqa: F821
-        method=params.method,
-        configurations=params.configurations,
-        invalid_runs=params.invalid_runs,
-    )
+    analysis = prepare_analysis(pl.read_parquet(snakemake.input[0]), **params.selection)
     result = analyse_runs(analysis.runs, alpha=params.alpha, method=analysis.method)
     labels = analysis.labels
     labels.with_columns(result.tests).write_csv(output.tests)

@@ -249,37 +249,29 @@ def plot_metric_by_size_and_configuration(
     return _save(figure, out_stem, formats, _description(labels))
 
 
-def plot_paper_figures(
+# Not a tested variable: how close each configuration decodes to the bound its device's memory
+# bandwidth sets for its model (roofline.run_roofline); 1.0 would be every byte at full speed.
+ROOFLINE = Metric("roofline_fraction", "Decode speed against the memory-bandwidth bound", "share")
+
+
+def plot_study_figures(
     runs: pl.DataFrame,
     out_dir: Path,
     metrics: Sequence[Metric] = METRICS,
     formats: Sequence[str] = DEFAULT_FORMATS,
     labels: DataLabels | None = None,
 ) -> list[Path]:
-    """One by-size-and-configuration figure per metric with data:
-    ``out_dir/boxplot_<metric column>.<fmt>``."""
+    """Every figure of the study in ``out_dir``: ``boxplot_<metric column>`` by size category and
+    configuration for each metric with data (the paper's Figures 3-5), ``model_<model>`` for each
+    model, and ``roofline_fraction`` (where the runs have a roofline)."""
     written: list[Path] = []
     for metric in metrics:
         stem = out_dir / f"boxplot_{metric.column}"
         written += plot_metric_by_size_and_configuration(runs, metric, stem, formats, labels)
-    return written
-
-
-# Not a tested variable: how close each configuration decodes to the bound its device's memory
-# bandwidth sets for its model (roofline.run_roofline); 1.0 would be every byte at full speed.
-ROOFLINE = Metric("roofline_fraction", "Decode speed against the memory-bandwidth bound", "share")
-
-
-def plot_roofline(
-    runs: pl.DataFrame,
-    out_dir: Path,
-    formats: Sequence[str] = DEFAULT_FORMATS,
-    labels: DataLabels | None = None,
-) -> list[Path]:
-    """``out_dir/roofline_fraction.<fmt>``, by size category and configuration (none without data)."""
-    return plot_metric_by_size_and_configuration(
-        runs, ROOFLINE, out_dir / "roofline_fraction", formats, labels
-    )
+    for model in sorted(runs["model"].unique().to_list()):
+        written += plot_model(runs, model, out_dir / f"model_{model}", metrics, formats, labels)
+    stem = out_dir / "roofline_fraction"
+    return written + plot_metric_by_size_and_configuration(runs, ROOFLINE, stem, formats, labels)
 
 
 def plot_model(
@@ -315,20 +307,6 @@ def plot_model(
     _footer(figure, labels.headline if labels else None)
     _fixed_layout(figure, n_rows, n_cols, bottom_in=1.05 + FOOTER_IN)
     return _save(figure, out_stem, formats, _description(labels))
-
-
-def plot_models(
-    runs: pl.DataFrame,
-    out_dir: Path,
-    metrics: Sequence[Metric] = METRICS,
-    formats: Sequence[str] = DEFAULT_FORMATS,
-    labels: DataLabels | None = None,
-) -> list[Path]:
-    """``plot_model`` for every model: ``out_dir/model_<model>.<fmt>``."""
-    written: list[Path] = []
-    for model in sorted(runs["model"].unique().to_list()):
-        written += plot_model(runs, model, out_dir / f"model_{model}", metrics, formats, labels)
-    return written
 
 
 # ---------------------------------------------------------------------------------------------

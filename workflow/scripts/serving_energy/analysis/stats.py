@@ -28,7 +28,7 @@ from __future__ import annotations
 import gc
 import itertools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -248,6 +248,35 @@ def _finite_or_raise(*numbers: float) -> None:
         raise FloatingPointError("the test returned a non-finite value")
 
 
+def _tested(
+    cmp: _Comparison,
+    test: str,
+    n: int,
+    run: Callable[[], tuple[float, float, float | None, float | None]],
+    why: str | None = None,
+    **fields: object,
+) -> TestRow:
+    """The row of one library test. ``run`` returns (statistic, p-value, df1, df2), its data
+    warnings raised by ``_strict``; a failure or a non-finite result is a not-testable row with
+    the reason (after ``why``, the reason the test was chosen)."""
+    try:
+        statistic, p_value, df1, df2 = run()
+        _finite_or_raise(statistic, p_value, *(df for df in (df1, df2) if df is not None))
+    except _TEST_FAILURES as error:
+        return cmp.row(test, n=n, reason=f"{why}; {error}" if why else str(error), **fields)
+    return cmp.row(
+        test,
+        n=n,
+        statistic=float(statistic),
+        df1=df1,
+        df2=df2,
+        p_value=float(p_value),
+        decision=cmp.decide(float(p_value)),
+        reason=why,
+        **fields,
+    )
+
+
 def _shapiro(cmp: _Comparison, configuration: str, values: np.ndarray) -> TestRow:
     n = int(values.size)
     if n < MIN_REPETITIONS:
@@ -259,80 +288,45 @@ def _shapiro(cmp: _Comparison, configuration: str, values: np.ndarray) -> TestRo
         )
     if _is_constant(values):
         return cmp.row("shapiro", configuration=configuration, n=n, reason="zero variance")
-    try:
+
+    def run():
         result = _strict(scipy_stats.shapiro, values)
-        _finite_or_raise(result.statistic, result.pvalue)
-    except _TEST_FAILURES as error:
-        return cmp.row("shapiro", configuration=configuration, n=n, reason=str(error))
-    return cmp.row(
-        "shapiro",
-        configuration=configuration,
-        n=n,
-        statistic=float(result.statistic),
-        p_value=float(result.pvalue),
-        decision=cmp.decide(float(result.pvalue)),
-    )
+        return result.statistic, result.pvalue, None, None
+
+    return _tested(cmp, "shapiro", n, run, configuration=configuration)
 
 
 def _levene(cmp: _Comparison, groups: dict[str, np.ndarray]) -> TestRow:
-    n = sum(v.size for v in groups.values())
+    n, k = sum(v.size for v in groups.values()), len(groups)
     if all(_is_constant(v) for v in groups.values()):
         return cmp.row("levene", n=n, reason="zero variance in every configuration")
-    try:
+
+    def run():
         result = _strict(scipy_stats.levene, *groups.values(), center="median")
-        _finite_or_raise(result.statistic, result.pvalue)
-    except _TEST_FAILURES as error:
-        return cmp.row("levene", n=n, reason=str(error))
-    k = len(groups)
-    return cmp.row(
-        "levene",
-        n=n,
-        statistic=float(result.statistic),
-        df1=float(k - 1),
-        df2=float(n - k),
-        p_value=float(result.pvalue),
-        decision=cmp.decide(float(result.pvalue)),
-    )
+        return result.statistic, result.pvalue, float(k - 1), float(n - k)
+
+    return _tested(cmp, "levene", n, run)
 
 
 def _welch_anova(cmp: _Comparison, groups: dict[str, np.ndarray], why: str) -> TestRow:
-    n = sum(v.size for v in groups.values())
-    try:
+    def run():
         result = _strict(anova_oneway, list(groups.values()), use_var="unequal")
         df1, df2 = (float(x) for x in result.df)
-        _finite_or_raise(result.statistic, result.pvalue, df1, df2)
-    except _TEST_FAILURES as error:
-        return cmp.row("welch_anova", n=n, reason=f"{why}; {error}")
-    return cmp.row(
-        "welch_anova",
-        n=n,
-        statistic=float(result.statistic),
-        df1=df1,
-        df2=df2,
-        p_value=float(result.pvalue),
-        decision=cmp.decide(float(result.pvalue)),
-        reason=why,
-    )
+        return result.statistic, result.pvalue, df1, df2
+
+    return _tested(cmp, "welch_anova", sum(v.size for v in groups.values()), run, why)
 
 
 def _kruskal(cmp: _Comparison, groups: dict[str, np.ndarray], why: str) -> TestRow:
     n = sum(v.size for v in groups.values())
     if _is_constant(np.concatenate(list(groups.values()))):
         return cmp.row("kruskal", n=n, reason=f"{why}; all values are identical")
-    try:
+
+    def run():
         result = _strict(scipy_stats.kruskal, *groups.values())
-        _finite_or_raise(result.statistic, result.pvalue)
-    except _TEST_FAILURES as error:
-        return cmp.row("kruskal", n=n, reason=f"{why}; {error}")
-    return cmp.row(
-        "kruskal",
-        n=n,
-        statistic=float(result.statistic),
-        df1=float(len(groups) - 1),
-        p_value=float(result.pvalue),
-        decision=cmp.decide(float(result.pvalue)),
-        reason=why,
-    )
+        return result.statistic, result.pvalue, float(len(groups) - 1), None
+
+    return _tested(cmp, "kruskal", n, run, why)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

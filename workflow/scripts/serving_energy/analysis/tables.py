@@ -123,28 +123,45 @@ def size_category_table(
     ).select("size_category", "configuration", pl.col("n_models").cast(pl.Int64), *metric_columns)
 
 
-def table4(runs: pl.DataFrame, method: AnalysisMethod = EXTENDED) -> pl.DataFrame:
-    """CPU provider: global energy [J] and execution time [s] per size category (the paper's
-    method: global energy = CPU energy, rounded medians, no "all" row)."""
+def _paper_table(
+    runs: pl.DataFrame, provider: str, metric_columns: Sequence[str], method: AnalysisMethod
+) -> pl.DataFrame:
     return size_category_table(
         method.presented_runs(runs),
-        "cpu",
-        TABLE4_METRICS,
+        provider,
+        metric_columns,
         round_medians_to=method.round_medians_to,
         overall_row=method.overall_row,
     )
+
+
+def table4(runs: pl.DataFrame, method: AnalysisMethod = EXTENDED) -> pl.DataFrame:
+    """CPU provider: global energy [J] and execution time [s] per size category (the paper's
+    method: global energy = CPU energy, rounded medians, no "all" row)."""
+    return _paper_table(runs, "cpu", TABLE4_METRICS, method)
 
 
 def table5(runs: pl.DataFrame, method: AnalysisMethod = EXTENDED) -> pl.DataFrame:
     """CUDA provider: CPU, GPU and global (per-run CPU + GPU) energy [J] and execution time [s]
     per size category."""
-    return size_category_table(
-        method.presented_runs(runs),
-        "cuda",
-        TABLE5_METRICS,
-        round_medians_to=method.round_medians_to,
-        overall_row=method.overall_row,
-    )
+    return _paper_table(runs, "cuda", TABLE5_METRICS, method)
+
+
+# How the workflow writes them: (table, caption, LaTeX label) by output name.
+PAPER_TABLES = {
+    "table4": (
+        table4,
+        "CPU provider: global energy [J] and execution time [s], median over repetitions, mean "
+        "over the models of each size category",
+        "tab:cpu",
+    ),
+    "table5": (
+        table5,
+        "CUDA provider: CPU, GPU and global energy [J] and execution time [s], median over "
+        "repetitions, mean over the models of each size category",
+        "tab:cuda",
+    ),
+}
 
 
 def _metric_header(column: str) -> str:

@@ -134,21 +134,11 @@ class WindowMetrics:
         """``cpu``, ``gpu``, ``global`` or ``wall``."""
         return {"cpu": self.cpu, "gpu": self.gpu, "global": self.global_, "wall": self.wall}[name]
 
-    @property
-    def energy_per_request_j(self) -> float | None:
-        return _div(self.global_.energy_j, self.n_requests)
-
-    @property
-    def energy_per_token_j(self) -> float | None:
-        return _div(self.global_.energy_j, self.new_tokens)
-
-    @property
-    def energy_net_per_request_j(self) -> float | None:
-        return _div(self.global_.net_j, self.n_requests)
-
-    @property
-    def energy_net_per_token_j(self) -> float | None:
-        return _div(self.global_.net_j, self.new_tokens)
+    def energy_per(self, work: str, net: bool = False) -> float | None:
+        """Global energy in J (``net``: above the idle baseline) per unit of ``work``:
+        ``"request"`` (answered) or ``"token"`` (generated); None without either."""
+        count = {"request": self.n_requests, "token": self.new_tokens}[work]
+        return _div(self.global_.net_j if net else self.global_.energy_j, count)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat, JSON-able (run.json's ``metrics``, the runs table's columns): per component
@@ -171,10 +161,10 @@ class WindowMetrics:
         out.update(
             n_requests=self.n_requests,
             new_tokens=self.new_tokens,
-            energy_per_request_j=self.energy_per_request_j,
-            energy_per_token_j=self.energy_per_token_j,
-            energy_net_per_request_j=self.energy_net_per_request_j,
-            energy_net_per_token_j=self.energy_net_per_token_j,
+            energy_per_request_j=self.energy_per("request"),
+            energy_per_token_j=self.energy_per("token"),
+            energy_net_per_request_j=self.energy_per("request", net=True),
+            energy_net_per_token_j=self.energy_per("token", net=True),
             cpu_usage_pct=self.cpu_usage_pct,
             ram_usage_pct=self.ram_usage_pct,
             gpu_usage_pct=self.gpu_usage_pct,
@@ -202,29 +192,24 @@ def _clean(value: Any) -> Any:
 
 
 # -- energy integration: one source over one interval ------------------------------------------
-@dataclass
-class _Flags:
-    """What the integration of the chosen sources found, as it goes."""
+# Integration adds to a set the names of the ``WindowFlags`` it finds raised.
+Raised = set[str]
 
-    wrap: bool = False
-    reset_unknown: bool = False
-    negative: bool = False
-    implausible: bool = False
-    not_covered: bool = False
 
-    def merge(self, other: _Flags) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) or getattr(other, name))
+@dataclass(frozen=True)
+class _Interval:
+    """Where to integrate, and what power is plausible there."""
 
-    def window_flags(self, *, short_window: bool, clock_gap: bool) -> WindowFlags:
-        return WindowFlags(
-            short_window=short_window,
-            counter_wrap=self.wrap,
-            counter_reset_unknown_range=self.reset_unknown,
-            negative_power=self.negative,
-            implausible_power=self.implausible,
-            clock_gap=clock_gap,
-            window_not_covered=self.not_covered,
+    t0: float
+    t1: float
+    max_power_w: float
+    tolerance_s: float = 1e-9
+
+    def covered_by(self, t: np.ndarray) -> bool:
+        return (
+            t.size > 0
+            and t[0] <= self.t0 + self.tolerance_s
+            and t[-1] >= self.t1 - self.tolerance_s
         )
 
 
@@ -263,68 +248,48 @@ def unwrap_counter(values: np.ndarray, range_max: float | None) -> tuple[np.ndar
     return cumulative, len(wraps), unknown
 
 
-def _covers(t: np.ndarray, t0: float, t1: float, tolerance_s: float) -> bool:
-    return t.size > 0 and t[0] <= t0 + tolerance_s and t[-1] >= t1 - tolerance_s
-
-
 def _counter_energy(
-    t: np.ndarray,
-    v: np.ndarray,
-    range_max: float | None,
-    t0: float,
-    t1: float,
-    flags: _Flags,
-    max_power_w: float,
-    tolerance_s: float,
+    t: np.ndarray, v: np.ndarray, range_max: float | None, interval: _Interval, flags: Raised
 ) -> float | None:
+    t0, t1 = interval.t0, interval.t1
     if t.size < 2 or t[-1] < t0 or t[0] > t1:
         return None
-    if not _covers(t, t0, t1, tolerance_s):
-        flags.not_covered = True
+    if not interval.covered_by(t):
+        flags.add("window_not_covered")
     cumulative, _wraps, unknown = unwrap_counter(v, range_max)
     inside = (t[1:] > t0) & (t[:-1] < t1)  # steps that overlap the window
     steps = np.flatnonzero(np.diff(v) < 0)
     if any(inside[i] for i in steps):
-        flags.wrap = True
+        flags.add("counter_wrap")
         if unknown:
-            flags.reset_unknown = True
+            flags.add("counter_reset_unknown_range")
     dt = np.diff(t)
     ok = inside & (dt > 0)
     if ok.any():
         step_power = np.diff(cumulative)[ok] / dt[ok]
-        flags.implausible |= bool((step_power > max_power_w).any())
+        if (step_power > interval.max_power_w).any():
+            flags.add("implausible_power")
     return float(np.interp(t1, t, cumulative) - np.interp(t0, t, cumulative))
 
 
-def _power_energy(
-    t: np.ndarray,
-    p: np.ndarray,
-    t0: float,
-    t1: float,
-    flags: _Flags,
-    max_power_w: float,
-    tolerance_s: float,
-) -> float | None:
+def _power_energy(t: np.ndarray, p: np.ndarray, interval: _Interval, flags: Raised) -> float | None:
+    t0, t1 = interval.t0, interval.t1
     if t.size == 0 or t[-1] < t0 or t[0] > t1:
         return None
-    if not _covers(t, t0, t1, tolerance_s):
-        flags.not_covered = True
+    if not interval.covered_by(t):
+        flags.add("window_not_covered")
     inside = (t > t0) & (t < t1)
     times = np.concatenate(([t0], t[inside], [t1]))
     power = np.concatenate(([np.interp(t0, t, p)], p[inside], [np.interp(t1, t, p)]))
-    flags.negative |= bool((power < 0).any())
-    flags.implausible |= bool((power > max_power_w).any())
+    if (power < 0).any():
+        flags.add("negative_power")
+    if (power > interval.max_power_w).any():
+        flags.add("implausible_power")
     return float(np.trapezoid(power, times))
 
 
 def _source_energy(
-    timeline: Timeline,
-    source: Source,
-    t0: float,
-    t1: float,
-    flags: _Flags,
-    max_power_w: float,
-    tolerance_s: float,
+    timeline: Timeline, source: Source, interval: _Interval, flags: Raised
 ) -> tuple[float, dict[str, float], str, str] | None:
     """(total J, per-sensor J, method, sensors) of one source, or None without data."""
     meter, kind, quantities = source
@@ -340,9 +305,9 @@ def _source_energy(
     domains: dict[str, float] = {}
     for sensor, (t, v, range_max) in _series(readings).items():
         if kind == "counter":
-            energy = _counter_energy(t, v, range_max, t0, t1, flags, max_power_w, tolerance_s)
+            energy = _counter_energy(t, v, range_max, interval, flags)
         else:
-            energy = _power_energy(t, v, t0, t1, flags, max_power_w, tolerance_s)
+            energy = _power_energy(t, v, interval, flags)
         if energy is None:
             return None  # one domain missing would silently under-count the component
         domains[sensor] = energy
@@ -354,23 +319,20 @@ def _source_energy(
 def _choose_source(
     timeline: Timeline,
     sources: tuple[Source, ...],
-    t0: float,
-    t1: float,
-    flags: _Flags,
-    max_power_w: float,
-    tolerance_s: float,
+    interval: _Interval,
+    flags: Raised,
     label: str,
     crosscheck: dict[str, float],
 ) -> ComponentEnergy:
     chosen: ComponentEnergy | None = None
     for source in sources:
-        source_flags = _Flags()
-        result = _source_energy(timeline, source, t0, t1, source_flags, max_power_w, tolerance_s)
+        source_flags: Raised = set()
+        result = _source_energy(timeline, source, interval, source_flags)
         if result is None:
             continue
         total, domains, method, sensors = result
         if chosen is None:
-            flags.merge(source_flags)
+            flags |= source_flags
             chosen = ComponentEnergy(total, method, sensors, source[0], None, domains, source)
         else:
             crosscheck[f"{label}:{source[0]}:{source[1]}"] = total
@@ -391,7 +353,6 @@ def _baseline_power(
     component: ComponentEnergy,
     baseline_phases: tuple[str, ...],
     max_power_w: float,
-    tolerance_s: float,
 ) -> float | None:
     """Mean power of the component's chosen source over the baseline phases present."""
     if component.source is None:
@@ -401,9 +362,7 @@ def _baseline_power(
         bounds = timeline.phase_bounds(phase)
         if bounds is None or bounds[1] <= bounds[0]:
             continue
-        result = _source_energy(
-            timeline, component.source, *bounds, _Flags(), max_power_w, tolerance_s
-        )
+        result = _source_energy(timeline, component.source, _Interval(*bounds, max_power_w), set())
         if result is None:
             continue
         energy += result[0]
@@ -417,9 +376,8 @@ def _with_baseline(
     baseline_phases: tuple[str, ...],
     duration_s: float,
     max_power_w: float,
-    tolerance_s: float,
 ) -> ComponentEnergy:
-    baseline_w = _baseline_power(timeline, component, baseline_phases, max_power_w, tolerance_s)
+    baseline_w = _baseline_power(timeline, component, baseline_phases, max_power_w)
     net_j = None
     if component.energy_j is not None and baseline_w is not None:
         net_j = component.energy_j - baseline_w * duration_s
@@ -490,20 +448,18 @@ def window_metrics(
         raise ValueError(f"timeline has no complete {phase!r} window (start and end markers)")
     t0, t1 = bounds
     duration = t1 - t0
-    tolerance = 1e-9
-    flags = _Flags()
+    interval = _Interval(t0, t1, max_power_w)
+    flags: Raised = set()
     crosscheck: dict[str, float] = {}
     notes: list[str] = []
 
-    def component(sources: tuple[Source, ...], label: str, into: _Flags) -> ComponentEnergy:
-        chosen = _choose_source(
-            timeline, sources, t0, t1, into, max_power_w, tolerance, label, crosscheck
-        )
-        return _with_baseline(timeline, chosen, baseline_phases, duration, max_power_w, tolerance)
+    def component(sources: tuple[Source, ...], label: str, into: Raised) -> ComponentEnergy:
+        chosen = _choose_source(timeline, sources, interval, into, label, crosscheck)
+        return _with_baseline(timeline, chosen, baseline_phases, duration, max_power_w)
 
     cpu = component(CPU_SOURCES, "cpu", flags)
     gpu = component(GPU_SOURCES, "gpu", flags)
-    wall = component(WALL_SOURCES, "wall", _Flags())  # a cross-check: its flags do not count
+    wall = component(WALL_SOURCES, "wall", set())  # a cross-check: its flags do not count
     total, gpu, note = _global_energy(cpu, gpu, timeline.meter_info("nvml"))
     if note:
         notes.append(note)
@@ -517,7 +473,7 @@ def window_metrics(
     ]
     short = duration < max([timeline.interval_s, *used_periods])
     gap = _max_gap(timeline, t0, t1) > max(gap_factor * timeline.interval_s, 0.5)
-    if flags.reset_unknown:
+    if "counter_reset_unknown_range" in flags:
         notes.append("a counter decreased without a known range; counted as a reset (lower bound)")
     if short:
         notes.append("window shorter than a sensor's update period or the sampling interval")
@@ -536,7 +492,7 @@ def window_metrics(
         n_requests=n_requests,
         new_tokens=new_tokens,
         **{key: _mean_usage(timeline, key, t0, t1) for key in USAGE_SOURCES},
-        flags=flags.window_flags(short_window=short, clock_gap=gap),
+        flags=WindowFlags(short_window=short, clock_gap=gap, **dict.fromkeys(flags, True)),
         crosscheck_j=crosscheck,
         notes=tuple(notes),
     )

@@ -63,51 +63,37 @@ def _send_one(session, base_url, index, prompt, timeout_s, clock) -> RequestReco
             f"{base_url}/generate", json={"prompt": prompt.prompt}, timeout=timeout_s
         )
     except requests.RequestException as error:
-        end = clock()
-        return _failure(index, prompt, start, end, None, f"{type(error).__name__}: {error}")
+        return _record(index, prompt, start, clock(), None, f"{type(error).__name__}: {error}")
     end = clock()
     if response.status_code != 200:
-        return _failure(index, prompt, start, end, response.status_code, _detail(response))
+        return _record(index, prompt, start, end, response.status_code, _detail(response))
     try:  # a 200 that is not the API's answer is a failed request, not a crash of the run
         body = response.json()
-        fields = (body["text"], body["prompt_tokens"], body["new_tokens"], body["latency_s"])
+        answer = {key: body[key] for key in ("text", "prompt_tokens", "new_tokens", "latency_s")}
     except (ValueError, KeyError, TypeError) as error:
-        return _failure(
+        return _record(
             index, prompt, start, end, 200,
             f"HTTP 200 with an unreadable body ({type(error).__name__}: {error}): "
             f"{response.text[:200]}",
         )  # fmt: skip
-    output, prompt_tokens, new_tokens, server_latency_s = fields
+    return _record(index, prompt, start, end, 200, None, answer)
+
+
+def _record(index, prompt, start, end, http_status, error, answer=None) -> RequestRecord:
+    """One request's record: ``ok`` with the server's ``answer``, or ``failed`` with ``error``."""
+    answer = answer or {}
     return RequestRecord(
         index=index,
         task_id=prompt.task_id,
         prompt=prompt.prompt,
-        output=output,
-        prompt_tokens=prompt_tokens,
-        new_tokens=new_tokens,
+        output=answer.get("text"),
+        prompt_tokens=answer.get("prompt_tokens"),
+        new_tokens=answer.get("new_tokens"),
         start_s=start,
         end_s=end,
         latency_s=end - start,
-        server_latency_s=server_latency_s,
-        status="ok",
-        http_status=200,
-        error=None,
-    )
-
-
-def _failure(index, prompt, start, end, http_status, error) -> RequestRecord:
-    return RequestRecord(
-        index=index,
-        task_id=prompt.task_id,
-        prompt=prompt.prompt,
-        output=None,
-        prompt_tokens=None,
-        new_tokens=None,
-        start_s=start,
-        end_s=end,
-        latency_s=end - start,
-        server_latency_s=None,
-        status="failed",
+        server_latency_s=answer.get("latency_s"),
+        status="failed" if error is not None else "ok",
         http_status=http_status,
         error=error,
     )
