@@ -7,7 +7,7 @@ min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from serving_energy.config_schema import check_against_schema
+from serving_energy.study.config_schema import check_against_schema
 
 # The paper's study, unless a study is given with --configfile (its config is not merged into it).
 if not workflow.overwrite_configfiles:

@@ -27,9 +27,10 @@ sys.path.insert(0, str(ROOT / "tests" / "analysis"))
 
 from synthetic import synthetic_runs  # noqa: E402
 
-from serving_energy import figures, stats, tables  # noqa: E402 (after sys.path)
-from serving_energy.method import METHODS, AnalysisMethod  # noqa: E402
-from serving_energy.selection import prepare_analysis  # noqa: E402
+from serving_energy.analysis import figures, stats, tables  # noqa: E402 (after sys.path)
+from serving_energy.analysis.method import METHODS, AnalysisMethod  # noqa: E402
+from serving_energy.analysis.metrics import METRICS  # noqa: E402
+from serving_energy.analysis.selection import prepare_analysis  # noqa: E402
 
 
 def timed(label: str, work: Callable[[], object], timings: dict[str, float]) -> object:
@@ -64,7 +65,9 @@ def run_study(
 
     def statistics() -> None:
         result = stats.analyse_runs(runs, method=method)
-        stats.write_stats(result, out_dir / "stats")
+        (out_dir / "stats").mkdir(parents=True, exist_ok=True)
+        labels.with_columns(result.tests).write_csv(out_dir / "stats" / "tests.csv")
+        labels.with_columns(result.posthoc).write_csv(out_dir / "stats" / "posthoc.csv")
         stats.write_tests_latex(result.tests, out_dir / "stats" / "tests.tex")
         stats.write_posthoc_latex(result.posthoc, out_dir / "stats" / "posthoc.tex")
 
@@ -87,22 +90,21 @@ def run_study(
             labels=labels,
         )
         ranges = tables.all_saving_ranges(runs, method=method)
-        tables.write_saving_ranges(ranges, t / "savings.csv", t / "savings.tex", labels)
+        labels.with_columns(ranges).write_csv(t / "savings.csv")
         tables.write_saving_sentences(ranges, t / "savings.md", method, labels)
 
+    def by_size_figures() -> None:
+        for metric in METRICS:
+            stem = out_dir / "figures" / f"boxplot_{metric.column}"
+            figures.plot_metric_by_size_and_configuration(shown, metric, stem, labels=labels)
+
     def per_model_figures() -> None:
-        models = sorted(shown["model"].unique().to_list())[:model_figures]
-        figures.plot_models(
-            shown.filter(shown["model"].is_in(models)), out_dir / "figures", labels=labels
-        )
+        for model in sorted(shown["model"].unique().to_list())[:model_figures]:
+            figures.plot_model(shown, model, out_dir / "figures" / f"model_{model}", labels=labels)
 
     timed("statistics", statistics, timings)
     timed("tables", paper_tables, timings)
-    timed(
-        "figures (by size)",
-        lambda: figures.plot_paper_figures(shown, out_dir / "figures", labels=labels),
-        timings,
-    )
+    timed("figures (by size)", by_size_figures, timings)
     label = "figures (per model)" if model_figures is None else f"figures ({model_figures} models)"
     timed(label, per_model_figures, timings)
     total = sum(timings.values())

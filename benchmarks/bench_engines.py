@@ -11,7 +11,7 @@ pipe) so drift in machine load hits all engines alike. Greedy, batch 1, exactly 
 new tokens per prompt, every prompt for every engine.
 
 Reports per engine: tokens/s and mean latency and their ratios to torch; the fraction of the
-machine's memory-bandwidth bound (``serving_energy.roofline``: read bandwidth measured here with
+machine's memory-bandwidth bound (``serving_energy.meters.roofline``: read bandwidth measured here with
 the same threads, weight bytes per token at the engine's compute precision); and whether its ids
 equal torch's -- where not, the first divergence with torch's top-1/top-2 margin there and the
 engine's largest logit difference on that prompt (a margin below it is a near-tie flipped by
@@ -36,7 +36,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-ENGINES = ("torch", "onnx", "openvino", "torchscript")
+from serving_energy.study.vocabulary import ENGINES  # noqa: E402 (after sys.path)
+
 # codeparrot-small: GPT-2 architecture, 12 x 768, 12 heads, vocabulary 32 768. The offline BPE has
 # fewer tokens, so the model's vocabulary is set to 32 768 on its own: the embedding and the output
 # head have codeparrot-small's size, ids the tokenizer lacks decode to nothing.
@@ -75,14 +76,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def humaneval_first_lines() -> list[str]:
     """Each HumanEval problem's first line of code that is not an import (164 prompts)."""
-    from serving_energy.tokenizers_offline import default_humaneval_path, read_humaneval_prompts
+    from serving_energy.data.dataset import (
+        first_code_line,
+        packaged_humaneval_path,
+        read_problems,
+    )
 
-    prompts = []
-    for text in read_humaneval_prompts(default_humaneval_path()):
-        lines = [line for line in text.splitlines() if line.strip()]
-        code = [line for line in lines if not line.startswith(("import ", "from "))]
-        prompts.append((code or lines)[0])
-    return prompts
+    return [first_code_line(p.prompt) for p in read_problems(packaged_humaneval_path())]
 
 
 def load_prompts(path: Path | None, n_prompts: int) -> list[str]:
@@ -96,15 +96,15 @@ def load_prompts(path: Path | None, n_prompts: int) -> list[str]:
 
 def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | None]]:
     """Build the stand-in and export it once; later runs reuse complete, current artefacts."""
-    from serving_energy.engines.torchscript_engine import TORCHSCRIPT_FORMAT
-    from serving_energy.export import (
+    from serving_energy.data.standins import STANDIN_FILE, build_standin
+    from serving_energy.engines.export import (
         EXPORT_FILE,
         export_onnx,
         export_openvino,
         export_torchscript,
         read_export_info,
     )
-    from serving_energy.standins import STANDIN_FILE, build_standin
+    from serving_energy.engines.torchscript_engine import TORCHSCRIPT_FORMAT
 
     model_dir = work_dir / MODEL_NAME / "model"
     if not (model_dir / STANDIN_FILE).is_file():
@@ -235,7 +235,7 @@ def first_divergence(candidate, reference, prompt: str, got, want) -> dict | Non
 
 
 def measure_bandwidth(threads: int) -> dict[str, float]:
-    from serving_energy.roofline import measure_cpu_read_bandwidth
+    from serving_energy.meters.roofline import measure_cpu_read_bandwidth
 
     return {
         kernel: measure_cpu_read_bandwidth(threads, kernel=kernel).read_bandwidth_gb_s
@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    from serving_energy.server_process import thread_environment
+    from serving_energy.serving.server_process import thread_environment
 
     args = parse_args(argv)
     engines = ["torch", *[e for e in args.engines if e != "torch"]]
@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     names = [name for name, _, _ in rows]
 
     bandwidth_before = measure_bandwidth(args.threads)
-    # As the server process gets them (serving_energy.server_process): set, never inherited.
+    # As the server process gets them (serving_energy.serving.server_process): set, never inherited.
     os.environ.update(thread_environment(args.threads))
     loaded = {}
     try:
@@ -289,7 +289,7 @@ def main(argv=None) -> int:
 
 
 def run(args, prompts, model_dir, names, loaded, bandwidth_before) -> int:
-    from serving_energy.roofline import roofline_point, weight_bytes_per_token
+    from serving_energy.meters.roofline import roofline_point, weight_bytes_per_token
 
     durations = {name: [] for name in names}
     ids = {name: [] for name in names}

@@ -43,7 +43,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-ENGINES = ("torch", "onnx", "openvino", "torchscript")
+from serving_energy.study.vocabulary import ENGINES  # noqa: E402 (after sys.path)
+
 GOAL = 1.02
 
 
@@ -94,7 +95,7 @@ def log(message: str) -> None:
 
 def standin(args) -> Path:
     """The codeparrot-small-sized stand-in, built once into the cache."""
-    from serving_energy.standins import STANDIN_FILE, build_standin
+    from serving_energy.data.standins import STANDIN_FILE, build_standin
 
     model_dir = args.cache_dir / f"gpt2-l{args.layers}-h{args.hidden_size}-a{args.heads}"
     if not (model_dir / STANDIN_FILE).is_file():
@@ -108,7 +109,12 @@ def standin(args) -> Path:
 
 def artefact(engine: str, model_dir: Path) -> Path | None:
     """Each exported engine's artefact, exported once into the cache (export is atomic)."""
-    from serving_energy.export import EXPORT_FILE, export_onnx, export_openvino, export_torchscript
+    from serving_energy.engines.export import (
+        EXPORT_FILE,
+        export_onnx,
+        export_openvino,
+        export_torchscript,
+    )
 
     if engine == "torch":
         return None
@@ -125,7 +131,7 @@ def artefact(engine: str, model_dir: Path) -> Path | None:
 
 
 def load_prompts(args, model_dir: Path):
-    from serving_energy.dataset import (
+    from serving_energy.data.dataset import (
         PromptSampling,
         humaneval_from_package,
         maybe_gunzip,
@@ -154,8 +160,8 @@ def load_prompts(args, model_dir: Path):
 
 def served_pass(engine: str, model_dir: Path, artefact_dir, prompts, args) -> dict:
     """One server process: start, warm up, time every prompt over HTTP, stop (and wait for it)."""
-    from serving_energy.client import send_prompts
-    from serving_energy.server_process import ServerProcess, ServerSpec
+    from serving_energy.serving.client import send_prompts
+    from serving_energy.serving.server_process import ServerProcess, ServerSpec
 
     spec = ServerSpec(
         model_name="bench-standin", model_dir=model_dir, artefact_dir=artefact_dir, engine=engine,
@@ -267,7 +273,7 @@ def print_table(results: list[dict], args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from serving_energy.server_process import thread_environment
+    from serving_energy.serving.server_process import thread_environment
 
     # The server gets these variables from ServerProcess; this process gets the same ones.
     os.environ.update(thread_environment(args.threads))

@@ -10,7 +10,7 @@ on a few prompts. For each configuration it records the device really used (torc
 ONNX Runtime's active providers), the precision really used (compute precision; torch's TF32
 switches; ONNX Runtime's use_tf32), whether the greedy ids equal torch on the CPU and the
 equivalence check against torch on CUDA, NVML's energy counter and utilisation around the
-generations, and tokens/s against the GPU's measured read-bandwidth bound (serving_energy.roofline).
+generations, and tokens/s against the GPU's measured read-bandwidth bound (serving_energy.meters.roofline).
 Failures (e.g. "onnxruntime has no CUDAExecutionProvider in this environment") are recorded, never
 raised: the script always writes OUT_DIR/validate_gpu.json and OUT_DIR/validate_gpu.md, and exits 0
 only if every configuration ran on the GPU in fp32 and agreed with torch.
@@ -76,14 +76,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def humaneval_first_lines() -> list[str]:
     """Each HumanEval problem's first line of code that is not an import (as the benchmark)."""
-    from serving_energy.tokenizers_offline import default_humaneval_path, read_humaneval_prompts
+    from serving_energy.data.dataset import (
+        first_code_line,
+        packaged_humaneval_path,
+        read_problems,
+    )
 
-    prompts = []
-    for text in read_humaneval_prompts(default_humaneval_path()):
-        lines = [line for line in text.splitlines() if line.strip()]
-        code = [line for line in lines if not line.startswith(("import ", "from "))]
-        prompts.append((code or lines)[0])
-    return prompts
+    return [first_code_line(p.prompt) for p in read_problems(packaged_humaneval_path())]
 
 
 def error_text(exc: BaseException) -> str:
@@ -176,12 +175,12 @@ class UtilisationSampler:
 
 
 def environment(nvml: Nvml) -> dict:
-    from serving_energy.engines.base import library_versions
+    from serving_energy.core.versions import ENGINE_PACKAGES, library_versions
 
     record = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "library_versions": library_versions(),
+        "library_versions": library_versions(ENGINE_PACKAGES),
         "gpu": nvml.describe(),
     }
     try:
@@ -230,7 +229,7 @@ def run_configuration(
     import torch
 
     from serving_energy.engines import load_engine
-    from serving_energy.equivalence import check_equivalence
+    from serving_energy.engines.equivalence import check_equivalence
 
     record: dict = {"engine": engine_name, "provider": provider, "ok": False}
     try:
@@ -274,7 +273,7 @@ def run_configuration(
         record["device_really_cuda"] = device_ok
         record["precision_fp32"] = precision_is_fp32(record["info"])
         if bandwidth_gb_s:
-            from serving_energy.roofline import roofline_point, weight_bytes_per_token
+            from serving_energy.meters.roofline import roofline_point, weight_bytes_per_token
 
             weights = weight_bytes_per_token(model_dir, record["info"]["compute_precision"])
             point = roofline_point(record["tokens_per_s"], bandwidth_gb_s, weights.bytes_per_token)
@@ -387,7 +386,7 @@ def main(argv=None) -> int:
     bandwidth_gb_s = None
     if not args.no_roofline:
         try:
-            from serving_energy.roofline import measure_cuda_read_bandwidth
+            from serving_energy.meters.roofline import measure_cuda_read_bandwidth
 
             measurement = measure_cuda_read_bandwidth()
             report["cuda_bandwidth"] = dataclasses.asdict(measurement)
@@ -396,9 +395,9 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001
             report["setup_errors"].append({"step": "roofline", "error": error_text(exc)})
     try:
+        from serving_energy.data.standins import build_standin
         from serving_energy.engines import load_engine
-        from serving_energy.export import export_onnx, export_torchscript
-        from serving_energy.standins import build_standin
+        from serving_energy.engines.export import export_onnx, export_torchscript
     except Exception as exc:  # noqa: BLE001
         report["setup_errors"].append({"step": "import", "error": error_text(exc)})
         load_engine = None

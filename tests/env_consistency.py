@@ -34,6 +34,9 @@ from types import SimpleNamespace
 import yaml
 from packaging.requirements import Requirement
 
+from serving_energy.study import vocabulary
+from serving_energy.study.vocabulary import CONFIGURATIONS, ENGINES
+
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
 RULES = REPO / "workflow" / "rules"
@@ -43,8 +46,6 @@ LOCK = REPO / "requirements.lock"
 
 CHANNELS = ["conda-forge", "nodefaults"]
 PYTHON = "3.11"
-ENGINES = ("torch", "onnx", "openvino", "torchscript")
-PROVIDERS = ("cpu", "cuda")
 
 # Pins that cannot equal the lock, each explained in docs/environments.md.
 #  onnxruntime-gpu: the CUDA build of ONNX Runtime cannot share an env with onnxruntime, so the
@@ -57,7 +58,7 @@ ALLOWED_OUTSIDE_LOCK = {"onnxruntime-gpu": "1.31.1", "pip": "26.3", "setuptools"
 PROVIDES = {"onnxruntime-gpu": "onnxruntime"}
 
 # Which engines' code an env has to carry. Engine-specific code is imported lazily: the engine
-# registry imports ``<engine>_engine`` modules and serving_energy.export has one ``export_<engine>``
+# registry imports ``<engine>_engine`` modules and serving_energy.engines.export has one ``export_<engine>``
 # function per engine; only the env's own engines are followed (None = follow everything).
 ENV_ENGINES: dict[str, frozenset[str] | None] = {
     "data": None,
@@ -286,27 +287,38 @@ def _directive(block: str, name: str) -> str | None:
     return match.group(1).rstrip(",") if match else None
 
 
-def _serving_env_function(rules_dir: Path):
-    """Execute common.smk's serving_env as written (its source, not a copy of its logic)."""
+def _common_helpers(rules_dir: Path) -> dict:
+    """common.smk's ``alternatives`` and ``serving_env`` executed as written (their source, not a
+    copy of their logic), in a namespace with the vocabulary that common.smk imports."""
     source = (rules_dir / "common.smk").read_text()
-    match = re.search(r"^def serving_env\(.*?(?=^\S)", source, re.M | re.S)
+    namespace = {
+        "Path": Path,
+        "re": re,
+        "workflow": SimpleNamespace(basedir=str(rules_dir.parents[1])),
+        **{name: value for name, value in vars(vocabulary).items() if not name.startswith("_")},
+    }
+    for name in ("alternatives", "serving_env"):
+        match = re.search(rf"^def {name}\(.*?(?=^\S)", source, re.M | re.S)
+        if match:
+            code = compile(match.group(0), str(rules_dir / "common.smk"), "exec")
+            exec(code, namespace)  # noqa: S102 (the repo's own code)
+    return namespace
+
+
+def _engine_constraint(block: str, helpers: dict) -> tuple[str, ...]:
+    """The engines a rule's own ``engine=`` wildcard constraint allows (all without one)."""
+    match = re.search(r"^\s+engine=(.+?),?\s*$", block, re.M)
     if not match:
-        return None
-    namespace = {"Path": Path, "workflow": SimpleNamespace(basedir=str(rules_dir.parents[1]))}
-    exec(compile(match.group(0), str(rules_dir / "common.smk"), "exec"), namespace)  # noqa: S102 (the repo's own code)
-    return namespace["serving_env"]
-
-
-def _engine_constraint(block: str) -> tuple[str, ...]:
-    match = re.search(r'^\s+engine="([^"]+)"', block, re.M)
-    return tuple(match.group(1).split("|")) if match else ENGINES
+        return ENGINES
+    return tuple(eval(match.group(1), helpers).split("|"))  # noqa: S307 (the repo's own code)
 
 
 def rule_envs(rules_dir: Path = RULES) -> tuple[list[RuleUse], list[str]]:
     """Each rule's env(s) and script; problems for rules without a usable conda directive."""
     uses: list[RuleUse] = []
     problems: list[str] = []
-    serving_env = _serving_env_function(rules_dir)
+    helpers = _common_helpers(rules_dir)
+    serving_env = helpers.get("serving_env")
     for smk in sorted(rules_dir.glob("*.smk")):
         text = smk.read_text()
         headers = list(RULE_HEADER.finditer(text))
@@ -325,16 +337,16 @@ def rule_envs(rules_dir: Path = RULES) -> tuple[list[RuleUse], list[str]]:
                 env = (smk.parent / conda.strip("\"'")).resolve()
                 uses.append(RuleUse(rule, env, script_path, ENV_ENGINES.get(env.stem), rule))
             elif conda == "serving_env" and serving_env is not None:
-                for engine in _engine_constraint(block):
-                    for provider in PROVIDERS:
-                        if (engine, provider) == ("openvino", "cuda"):
-                            continue  # OpenVINO has no CUDA provider
-                        wildcards = SimpleNamespace(engine=engine, provider=provider)
-                        env = Path(serving_env(wildcards)).resolve()
-                        label = f"{rule}[{engine}-{provider}]"
-                        uses.append(
-                            RuleUse(rule, env, script_path, frozenset({engine, "torch"}), label)
-                        )
+                engines = _engine_constraint(block, helpers)
+                for configuration in CONFIGURATIONS:  # only those that exist
+                    if configuration.engine not in engines:
+                        continue
+                    engine, provider = configuration.engine, configuration.provider
+                    wildcards = SimpleNamespace(engine=engine, provider=provider)
+                    env = Path(serving_env(wildcards)).resolve()
+                    label = f"{rule}[{configuration.id}]"
+                    followed = frozenset({engine, vocabulary.REFERENCE_ENGINE})
+                    uses.append(RuleUse(rule, env, script_path, followed, label))
             else:
                 problems.append(f"rule {rule} ({smk.name}): cannot resolve conda: {conda}")
     for use in uses:

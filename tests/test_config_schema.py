@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving_energy.config_schema import check_against_schema, coerce, load_schema, problems
-from serving_energy.study import ConfigError
+from serving_energy.study.config_schema import check_against_schema, coerce, load_schema, problems
+from serving_energy.study.vocabulary import ConfigError
 from tests.helpers import REPO, load_config
 
 SCHEMA = load_schema(REPO / "config" / "schema.yaml")

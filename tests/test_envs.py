@@ -73,7 +73,7 @@ def test_every_rule_env_provides_its_scripts_imports(rule_uses):
 
 
 def test_measure_follows_the_server_it_starts(rule_uses):
-    """The run protocol starts `python -m serving_energy.server`: its imports count for measure."""
+    """The run protocol starts `python -m serving_energy.serving.server`: its imports count for measure."""
     uses, _ = rule_uses
     (use,) = [u for u in uses if u.label == "measure[onnx-cpu]"]
     modules = ec.third_party_imports(use.script, use.engines)
@@ -145,7 +145,7 @@ def test_a_missing_import_is_reported(tmp_path):
     root = tmp_path / "scripts"
     shutil.copytree(ec.SCRIPTS / ec.LIBRARY, root / ec.LIBRARY)
     script = root / "fake.py"
-    script.write_text("from serving_energy.dataset import read_prompts\nimport seaborn\n")
+    script.write_text("from serving_energy.data.dataset import read_prompts\nimport seaborn\n")
     use = ec.RuleUse("fake", ec.ENVS / "data.yaml", script, None, "fake")
     assert ec.check_rule_imports(use, root) == [
         "rule fake: env data.yaml lacks seaborn for seaborn (imported by fake.py)"
@@ -156,15 +156,15 @@ def test_a_lazy_import_deep_in_the_library_is_reported(tmp_path):
     """An import inside a function of a library module reached through the script counts too."""
     root = tmp_path / "scripts"
     shutil.copytree(ec.SCRIPTS / ec.LIBRARY, root / ec.LIBRARY)
-    io = root / ec.LIBRARY / "io.py"
+    io = root / ec.LIBRARY / "core" / "io.py"
     io.write_text(io.read_text() + "\n\ndef _later():\n    import statsmodels.api\n")
     script = root / "fake.py"
-    script.write_text("from serving_energy.dataset import read_prompts\n")
+    script.write_text("from serving_energy.data.dataset import read_prompts\n")
     use = ec.RuleUse("fake", ec.ENVS / "data.yaml", script, None, "fake")
     problems = ec.check_rule_imports(use, root)
     assert problems == [
         "rule fake: env data.yaml lacks statsmodels for statsmodels.api "
-        "(imported by serving_energy.io)"
+        "(imported by serving_energy.core.io)"
     ]
 
 

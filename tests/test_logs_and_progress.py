@@ -6,14 +6,14 @@ import io
 import subprocess
 import sys
 
-from serving_energy import progress
+from serving_energy.core import progress
 from tests.helpers import REPO
 
 JOB = """
 import logging, sys, warnings
 sys.path.insert(0, sys.argv[1])
-from serving_energy import progress
-from serving_energy.logs import log_to
+from serving_energy.core import progress
+from serving_energy.core.logs import log_to
 with log_to(sys.argv[2]) as log:
     log.info("library detail")
     logging.getLogger("transformers").warning("third-party chatter")

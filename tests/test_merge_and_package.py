@@ -10,14 +10,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from serving_energy.layout import ResultsLayout
-from serving_energy.merge import CONTRACT_COLUMNS, failed_attempts, merge_runs, superseded_runs
-from serving_energy.package import (
+from serving_energy.analysis.merge import (
+    CONTRACT_COLUMNS,
+    equivalence_table,
+    failed_attempts,
+    merge_runs,
+    superseded_runs,
+)
+from serving_energy.analysis.package import (
     InconsistentPackage,
     PackageInputs,
     packaged_files,
     write_package,
 )
+from serving_energy.study.layout import ResultsLayout
 
 
 def run_json(model="m", engine="onnx", provider="cpu", rep=1, status="ok", **metrics) -> dict:
@@ -93,6 +99,22 @@ def test_failed_attempts_are_listed_with_their_reason(tmp_path):
     assert failed["reason"].to_list() == ["the attempt did not finish", "2 of 6 requests failed"]
     assert failed["hostname"].to_list() == ["node8", "node7"]
     assert failed["slurm_job_id"].to_list() == [None, "42"]
+
+
+def test_the_equivalence_table_takes_identity_from_the_checks_not_their_paths(tmp_path):
+    # a copy anywhere (here a flat folder) still names its model and configuration
+    check = {"model": "m", "engine": "onnx", "provider": "cpu", "passed": True, "per_prompt": []}
+    table = equivalence_table([write(tmp_path / "anywhere" / "check.json", check)])
+    assert table.row(0, named=True) == {
+        "model": "m", "configuration_id": "onnx-cpu", "engine": "onnx", "provider": "cpu",
+        "passed": True,
+    }  # fmt: skip
+
+
+def test_a_check_without_its_identity_is_refused_naming_the_file(tmp_path):
+    old = write(tmp_path / "engines/m/onnx-cpu/check.json", {"engine": "onnx", "passed": True})
+    with pytest.raises(ValueError, match=f"{old}: the check does not say which model and provider"):
+        equivalence_table([old])
 
 
 def test_superseded_runs_are_listed_with_their_reason(tmp_path):

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from serving_energy.model_sources import fetch_model
+from serving_energy.data.model_sources import fetch_model
 
 
 def fake_download(weights: bool = True):

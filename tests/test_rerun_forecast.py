@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-from serving_energy.layout import RunKey
-from serving_energy.rerun_forecast import forecast, summary
-from serving_energy.study import identity_changes, measurement_identity
+from serving_energy.study.design import identity_changes, measurement_identity
+from serving_energy.study.layout import RunKey
+from serving_energy.study.rerun_forecast import forecast, summary
 from tests.helpers import load_config
 
 CONFIG = load_config("smoke.yaml")

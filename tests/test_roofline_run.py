@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from serving_energy.roofline import BandwidthMeasurement, HostBandwidth, run_roofline
+from serving_energy.meters.roofline import BandwidthMeasurement, HostBandwidth, run_roofline
 
 
 def write_checkpoint(folder, tensors):

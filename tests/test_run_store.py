@@ -7,9 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-from serving_energy.io import write_atomic_text
-from serving_energy.layout import RUN_FILES, ResultsLayout, RunKey
-from serving_energy.run_store import UNFINISHED, begin_attempt, keep_failure, publish_run
+from serving_energy.core.io import write_atomic_text
+from serving_energy.serving.run_store import UNFINISHED, begin_attempt, keep_failure, publish_run
+from serving_energy.study.layout import RUN_FILES, ResultsLayout, RunKey
 
 KEY = RunKey.of("m", "onnx", "cpu", 2)
 

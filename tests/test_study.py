@@ -1,32 +1,14 @@
-"""Configurations, their labels, the CUDA policy and the run order."""
+"""The config checks, the CUDA policy and the run order (the vocabulary: tests/test_vocabulary.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from serving_energy.study import (
-    ConfigError,
-    Configuration,
-    apply_cuda_policy,
-    check_config,
-    run_priorities,
-)
+from serving_energy.study.design import apply_cuda_policy, check_config, run_priorities
+from serving_energy.study.vocabulary import ConfigError, Configuration
 
 CPU = [Configuration(e, "cpu") for e in ("torch", "onnx", "openvino", "torchscript")]
 CUDA = [Configuration(e, "cuda") for e in ("torch", "onnx", "torchscript")]
-
-
-def test_labels_follow_the_paper():
-    assert [c.label for c in CPU + CUDA] == [
-        "<TORCH, CPU>", "<ONNX, CPU>", "<OV, CPU>", "<JIT, CPU>",
-        "<TORCH, CUDA>", "<ONNX, CUDA>", "<JIT, CUDA>",
-    ]  # fmt: skip
-    assert Configuration.from_id("onnx-cuda") == Configuration("onnx", "cuda")
-
-
-def test_openvino_on_cuda_does_not_exist():
-    with pytest.raises(ConfigError, match="OpenVINO has no CUDA execution provider"):
-        Configuration("openvino", "cuda")
 
 
 def test_cuda_policy():

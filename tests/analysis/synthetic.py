@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from serving_energy.stats import configuration_label
+from serving_energy.study.vocabulary import Configuration
 
 ENGINES_BY_PROVIDER = {
     "cpu": ("torch", "onnx", "openvino", "torchscript"),
@@ -37,7 +37,7 @@ def synthetic_runs(n_models: int = 12, n_reps: int = 10, seed: int = 0) -> pl.Da
                             "size_category": size_category,
                             "engine": engine,
                             "provider": provider,
-                            "configuration": configuration_label(engine, provider),
+                            "configuration": Configuration(engine, provider).label,
                             "rep": rep,
                             "energy_cpu_j": energy_cpu,
                             "energy_gpu_j": energy_gpu,

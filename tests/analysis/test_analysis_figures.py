@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 from synthetic import synthetic_runs
 
-from serving_energy import figures
-from serving_energy.labels import DataLabels
+from serving_energy.analysis import figures
+from serving_energy.analysis.labels import DataLabels
+from serving_energy.analysis.metrics import METRICS_BY_COLUMN
 from serving_energy.meters.base import Reading
 from serving_energy.meters.timeline import Marker, Timeline
-from serving_energy.stats import METRICS_BY_COLUMN
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -83,10 +83,10 @@ def test_no_cuda_panels_in_a_study_without_cuda_runs(tmp_path, runs, monkeypatch
 
 def test_paper_figures_skip_metrics_without_data(tmp_path, runs):
     cpu_only = runs.filter(pl.col("provider") == "cpu").drop("gpu_mem_used_pct")
-    written = figures.plot_paper_figures(cpu_only, tmp_path, formats=("png",))
+    written = figures.plot_study_figures(cpu_only, tmp_path, formats=("png",))
     # energy_gpu_j and the GPU metrics are all null on CPU runs: no empty figures for them
     assert_written(
-        written,
+        [path for path in written if path.name.startswith("boxplot_")],
         [
             "boxplot_energy_global_j.png",
             "boxplot_energy_cpu_j.png",
@@ -107,10 +107,13 @@ def test_figures_carry_the_labels_in_svg_text_and_png_metadata(tmp_path, runs):
         n_runs=4,
         standin_models=("model-000",),
     )
-    written = figures.plot_paper_figures(
-        runs, tmp_path, metrics=[METRICS_BY_COLUMN["energy_global_j"]], labels=labels
-    ) + figures.plot_models(runs.filter(pl.col("model") == "model-000"), tmp_path, labels=labels)
-    assert len(written) == 4
+    written = figures.plot_study_figures(
+        runs.filter(pl.col("model") == "model-000"),
+        tmp_path,
+        metrics=[METRICS_BY_COLUMN["energy_global_j"]],
+        labels=labels,
+    )
+    assert len(written) == 4  # the box plot and the model's figure, as PNG and SVG
     for path in written:
         if path.suffix == ".svg":
             text = path.read_text()
@@ -138,9 +141,12 @@ def test_invalid_runs_kept_are_drawn_as_crosses(tmp_path, runs, monkeypatch):
 
 
 def test_per_model_figures(tmp_path, runs):
-    written = figures.plot_models(runs, tmp_path, formats=("png",))
+    written = figures.plot_study_figures(runs, tmp_path, formats=("png",))
     models = sorted(runs["model"].unique())
-    assert_written(written, [f"model_{m}.png" for m in models])
+    assert_written(
+        [path for path in written if path.name.startswith("model_")],
+        [f"model_{m}.png" for m in models],
+    )
 
 
 def test_model_palette_is_stable_and_distinct():

@@ -13,9 +13,10 @@ import pytest
 from scipy import stats as scipy_stats
 from synthetic import synthetic_runs
 
-from serving_energy import stats
-from serving_energy.method import EXTENDED, PAPER
-from serving_energy.stats import (
+from serving_energy.analysis import stats
+from serving_energy.analysis.method import EXTENDED, PAPER
+from serving_energy.analysis.metrics import METRICS
+from serving_energy.analysis.stats import (
     FAIL_TO_REJECT,
     NOT_TESTABLE,
     PAIR_SCHEMA,
@@ -25,10 +26,10 @@ from serving_energy.stats import (
     cliffs_delta,
     cliffs_delta_magnitude,
     compare_configurations,
-    configuration_label,
     hedges_g,
     saving_pct,
 )
+from serving_energy.study.vocabulary import Configuration
 
 # Every test here fails on a warning: a degenerate input must become a row, not a warning.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -356,7 +357,7 @@ def test_analyse_runs_tidy_schema_and_groups(small_study):
         result.tests.filter(pl.col("provider_group") == "cuda")["configuration"].drop_nulls()
     )
     assert cuda_configs == {
-        configuration_label(e, "cuda") for e in ("torch", "onnx", "torchscript")
+        Configuration(e, "cuda").label for e in ("torch", "onnx", "torchscript")
     }
     # one omnibus row per model, group and metric: 3 models x (5 CPU + 9 CUDA metrics)
     omnibus = result.tests.filter(pl.col("test").is_in(["welch_anova", "kruskal", "omnibus"]))
@@ -372,7 +373,7 @@ def test_analyse_runs_tidy_schema_and_groups(small_study):
 
 def test_analyse_runs_all_configurations_together(small_study):
     together = dataclasses.replace(EXTENDED, grouping="all")
-    result = analyse_runs(small_study, method=together, metrics=stats.METRICS[:3])
+    result = analyse_runs(small_study, method=together, metrics=METRICS[:3])
     assert set(result.tests["provider_group"]) == {"all"}
     energy = result.posthoc.filter(pl.col("metric") == "energy_global_j")
     assert energy.group_by("model").len()["len"].to_list() == [21, 21, 21]  # 7 choose 2
@@ -413,18 +414,6 @@ def test_alpha_moves_the_decision():
     tests_loose, _ = compare_configurations("m", "cpu", "duration_s", KW_GROUPS, alpha=0.05)
     assert rows_of(tests_strict, "kruskal")[0].decision == FAIL_TO_REJECT  # p = 0.0114
     assert rows_of(tests_loose, "kruskal")[0].decision == REJECT
-
-
-def test_write_stats_round_trips(tmp_path, small_study):
-    result = analyse_runs(small_study, metrics=stats.METRICS[:1])
-    written = stats.write_stats(result, tmp_path / "stats")
-    assert sorted(p.name for p in written) == [
-        "posthoc.csv",
-        "posthoc.parquet",
-        "tests.csv",
-        "tests.parquet",
-    ]
-    assert pl.read_parquet(tmp_path / "stats" / "tests.parquet").equals(result.tests)
 
 
 def test_a_library_warning_becomes_a_not_testable_row(monkeypatch):

@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from serving_energy import tables
-from serving_energy.method import EXTENDED, PAPER
-from serving_energy.selection import select_runs
+from serving_energy.analysis import tables
+from serving_energy.analysis.method import EXTENDED, PAPER
+from serving_energy.analysis.selection import select_runs
 
 DATA = Path(__file__).parent / "data" / "paper_published"
 ENGINES = {"TORCH": "torch", "ONNX": "onnx", "OV": "openvino", "JIT": "torchscript"}

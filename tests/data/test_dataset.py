@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from serving_energy.dataset import (
+from serving_energy.data.dataset import (
     HUMANEVAL_PROBLEMS,
     ChecksumError,
     DownloadError,
@@ -25,7 +25,7 @@ from serving_energy.dataset import (
     verified_prompts,
     write_prompts,
 )
-from serving_energy.tokenizers_offline import offline_gpt2_tokenizer
+from serving_energy.data.tokenizers_offline import offline_gpt2_tokenizer
 
 HUMANEVAL_SHA256 = "1d49078ba3e2b196b9344535bef34a43021f038fad9561d6ee7c53450609a6a2"
 

@@ -6,7 +6,12 @@ import os
 
 import pytest
 
-from serving_energy.manifest import MANIFEST_NAME, ManifestError, verify_manifest, write_manifest
+from serving_energy.data.manifest import (
+    MANIFEST_NAME,
+    ManifestError,
+    verify_manifest,
+    write_manifest,
+)
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 
-ARCHITECTURES = ("gpt2", "gpt_bigcode", "gpt_neox", "bloom", "llama", "gemma", "phi")
-EXPORTED_ENGINES = ("onnx", "openvino", "torchscript")
+from serving_energy.data.standins import ARCHITECTURES
+from serving_energy.study.vocabulary import EXPORTED_ENGINES
+
+__all__ = ["ARCHITECTURES", "EXPORTED_ENGINES"]  # the tests' parameters, from the library
 TINY = {"n_layers": 2, "hidden_size": 64, "n_heads": 4, "tokenizer": "bpe-humaneval", "seed": 0}
 PROMPTS = (
     "def has_close_elements(numbers, threshold):",
@@ -77,7 +79,7 @@ class LazyMapping(Mapping):
 @pytest.fixture(scope="session")
 def standin_dirs(work_dir):
     """architecture -> directory of a tiny random-weight stand-in."""
-    from serving_energy.standins import build_standin
+    from serving_energy.data.standins import build_standin
 
     def build(architecture):
         out_dir = work_dir / "models" / architecture
@@ -88,7 +90,7 @@ def standin_dirs(work_dir):
 
 
 def export_one(model_dir, out_root, engine):
-    from serving_energy.export import export_onnx, export_openvino, export_torchscript
+    from serving_energy.engines.export import export_onnx, export_openvino, export_torchscript
 
     if engine == "onnx":
         export_onnx(model_dir, out_root / "onnx")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from serving_energy.engines import EngineError, load_engine
-from serving_energy.export import ExportError, export_torchscript
+from serving_energy.engines.export import ExportError, export_torchscript
 
 from .conftest import NEW_TOKENS, PROMPTS
 
@@ -98,7 +98,7 @@ def test_onnx_cuda_runs_without_tf32(standin_dirs, artefact_dirs):
 
 @gpu_test
 def test_cuda_read_bandwidth_is_measured_on_the_gpu():
-    from serving_energy.roofline import measure_cuda_read_bandwidth
+    from serving_energy.meters.roofline import measure_cuda_read_bandwidth
 
     measurement = measure_cuda_read_bandwidth(repeats=5)
     assert measurement.device.startswith("cuda") and measurement.threads is None

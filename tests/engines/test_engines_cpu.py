@@ -89,7 +89,7 @@ def test_eos_cannot_end_generation_early(tmp_path, standin_dirs):
     from safetensors.torch import load_file, save_file
 
     from serving_energy.engines import load_engine
-    from serving_energy.export import export_onnx, export_openvino, export_torchscript
+    from serving_energy.engines.export import export_onnx, export_openvino, export_torchscript
 
     model_dir = tmp_path / "phi-eos"
     shutil.copytree(standin_dirs["phi"], model_dir)

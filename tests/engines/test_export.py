@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from serving_energy.export import (
+from serving_energy.engines.export import (
     EXPORT_FILE,
     ExportError,
     export_onnx,

@@ -102,10 +102,11 @@ def test_unknown_openvino_precision_is_named():
 def test_equivalence_check_runs_openvino_at_the_measured_precision(
     standin_dirs, artefact_dirs, tmp_path
 ):
-    from serving_energy.checks import check_configuration
+    from serving_energy.engines.checks import check_configuration
 
     out = tmp_path / "check.json"
     result = check_configuration(
+        model="gpt2-standin",
         engine="openvino",
         provider="cpu",
         model_dir=standin_dirs["gpt2"],
@@ -118,13 +119,18 @@ def test_equivalence_check_runs_openvino_at_the_measured_precision(
         options=EngineOptions(openvino_inference_precision="default"),
     )
     saved = json.loads(out.read_text())
+    assert (saved["model"], saved["engine"], saved["provider"]) == (
+        "gpt2-standin",
+        "openvino",
+        "cpu",
+    )
     assert saved["precision_settings"]["inference_precision_option"] == "default"
     assert saved["compute_precision"] == result.compute_precision
 
 
 def test_server_passes_the_openvino_precision_through(tmp_path):
-    from serving_energy.server import parse_args
-    from serving_energy.server_process import ServerSpec
+    from serving_energy.serving.server import parse_args
+    from serving_energy.serving.server_process import ServerSpec
 
     spec = ServerSpec(
         model_name="m",
@@ -135,7 +141,8 @@ def test_server_passes_the_openvino_precision_through(tmp_path):
         threads=1,
         openvino_inference_precision="default",
     )
-    argv = spec.command(tmp_path / "port.json")[3:]  # after: python -m serving_energy.server
+    # after: python -m serving_energy.serving.server
+    argv = spec.command(tmp_path / "port.json")[3:]
     assert parse_args(argv).openvino_inference_precision == "default"
     flag = argv.index("--openvino-inference-precision")
     without = argv[:flag] + argv[flag + 2 :]

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from serving_energy import roofline
-from serving_energy.roofline import (
+from serving_energy.meters import roofline
+from serving_energy.meters.roofline import (
     BandwidthMeasurement,
     HostBandwidth,
     decode_tokens_per_s_bound,

@@ -3,7 +3,7 @@ import json
 import pytest
 from safetensors.numpy import load_file
 
-from serving_energy.standins import ARCHITECTURES, build_standin, read_standin_info
+from serving_energy.data.standins import ARCHITECTURES, build_standin, read_standin_info
 
 from .conftest import TINY
 

@@ -1,4 +1,4 @@
-from serving_energy.tokenizers_offline import (
+from serving_energy.data.tokenizers_offline import (
     build_tokenizer,
     offline_gpt2_tokenizer,
     train_humaneval_bpe,

@@ -46,9 +46,9 @@ def test_window_on_imported_rows() -> None:
     markers = (Marker(1000.3, "inference", "start"), Marker(1000.7, "inference", "end"))
     metrics = window_metrics(Timeline(tuple(readings), markers, (info,), interval_s=0.2))
     # interpolated at the edges: 65004 + 0.5 x 6 = 65007 J and 65016 + 0.5 x 4 = 65018 J
-    assert metrics.energy_cpu_j == pytest.approx(11.0)
-    assert metrics.energy_cpu_method == "counter"
-    assert "energibridge" in metrics.energy_cpu_sensor
+    assert metrics.cpu.energy_j == pytest.approx(11.0)
+    assert metrics.cpu.method == "counter"
+    assert "energibridge" in metrics.cpu.sensor
     # usage rows with 1000.3 < t <= 1000.7: t = 1000.4 and 1000.6, both means are 75
     assert metrics.cpu_usage_pct == pytest.approx(75.0)
 
@@ -100,7 +100,7 @@ def test_runs_beside_the_session_and_stops_cleanly(tmp_path: Path) -> None:
     assert timeline.errors == ()
     assert meter._process is not None and meter._process.returncode == 0
     metrics = window_metrics(timeline)
-    assert metrics.energy_cpu_j == pytest.approx(20.0 * metrics.duration_s, rel=0.1)
+    assert metrics.cpu.energy_j == pytest.approx(20.0 * metrics.duration_s, rel=0.1)
     assert metrics.ram_usage_pct == pytest.approx(40.0)
 
 

@@ -38,9 +38,9 @@ def test_readings_and_window_are_labelled_estimate() -> None:
         (meter.info(meter.availability()),),
     )
     metrics = window_metrics(timeline)
-    assert metrics.energy_cpu_j == pytest.approx(2 * 13.8125)
-    assert metrics.energy_cpu_method == "estimate"
-    assert "ESTIMATE, not measured" in metrics.energy_cpu_sensor
+    assert metrics.cpu.energy_j == pytest.approx(2 * 13.8125)
+    assert metrics.cpu.method == "estimate"
+    assert "ESTIMATE, not measured" in metrics.cpu.sensor
 
 
 def test_rejects_nonsense_settings() -> None:

@@ -88,8 +88,8 @@ def test_sampler_polls_on_its_own_thread_and_integrates_load(netio: FakeNetio) -
     assert timeline.errors == ()
     assert len(timeline.select("wall_power")) >= 4
     metrics = window_metrics(timeline)
-    assert metrics.energy_wall_j == pytest.approx(123.0 * metrics.duration_s, rel=1e-6)
-    assert metrics.energy_wall_method == "external_meter"
+    assert metrics.wall.energy_j == pytest.approx(123.0 * metrics.duration_s, rel=1e-6)
+    assert metrics.wall.method == "external_meter"
 
 
 def test_hanging_device_is_bounded_and_reported(netio: FakeNetio) -> None:

@@ -78,13 +78,13 @@ def _gpu_timeline(nvml: FakeNvml) -> Timeline:
 
 def test_window_prefers_counter_and_keeps_integrated_power_as_crosscheck() -> None:
     metrics = window_metrics(_gpu_timeline(FakeNvml()))
-    assert metrics.energy_gpu_j == pytest.approx(400.0)
-    assert metrics.energy_gpu_method == "counter"
+    assert metrics.gpu.energy_j == pytest.approx(400.0)
+    assert metrics.gpu.method == "counter"
     assert metrics.crosscheck_j["gpu:nvml:power"] == pytest.approx(400.0)
     assert metrics.gpu_usage_pct == 80.0 and metrics.gpu_mem_used_pct == pytest.approx(25.0)
 
 
 def test_window_integrates_power_without_counter() -> None:
     metrics = window_metrics(_gpu_timeline(FakeNvml(energy_counter=False)))
-    assert metrics.energy_gpu_j == pytest.approx(400.0)
-    assert metrics.energy_gpu_method == "sampled_power"
+    assert metrics.gpu.energy_j == pytest.approx(400.0)
+    assert metrics.gpu.method == "sampled_power"

@@ -84,17 +84,17 @@ def test_window_sums_packages_and_dram_across_a_wrap(powercap: Path) -> None:
     metrics = window_metrics(timeline)
     # package-0: (262143.328850 - 262143.0) + 0.5 = 0.82885 J; package-1: 2 J; DRAM: 0.6 J.
     # The core subzone (4 J) is inside package-0 and must not be added.
-    assert metrics.energy_cpu_j == pytest.approx(0.82885 + 2.0 + 0.6)
-    assert metrics.energy_cpu_domains_j == pytest.approx(
+    assert metrics.cpu.energy_j == pytest.approx(0.82885 + 2.0 + 0.6)
+    assert metrics.cpu.domains_j == pytest.approx(
         {
             "intel-rapl:0 package-0": 0.82885,
             "intel-rapl:1 package-1": 2.0,
             "intel-rapl:0:2 dram": 0.6,
         }
     )
-    assert metrics.energy_cpu_method == "counter"
-    assert metrics.flag_counter_wrap
-    assert not metrics.flag_counter_reset_unknown_range
+    assert metrics.cpu.method == "counter"
+    assert metrics.flags.counter_wrap
+    assert not metrics.flags.counter_reset_unknown_range
 
 
 def test_unreadable_energy_file_names_the_fix(powercap: Path) -> None:

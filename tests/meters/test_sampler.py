@@ -127,10 +127,10 @@ def test_fake_hardware_session_through_the_factory() -> None:
     sampler.mark("inference", "end")
     timeline = sampler.stop()
     m = window_metrics(timeline)
-    assert m.energy_gpu_method == "counter"
-    assert m.energy_gpu_j == pytest.approx(50.0)  # 5 x 10 J between the two markers
-    assert m.energy_cpu_method == "estimate"
-    assert m.energy_global_method == "cpu estimate + gpu counter"
+    assert m.gpu.method == "counter"
+    assert m.gpu.energy_j == pytest.approx(50.0)  # 5 x 10 J between the two markers
+    assert m.cpu.method == "estimate"
+    assert m.global_.method == "cpu estimate + gpu counter"
     assert not timeline.availability["rapl"].available
 
 
@@ -172,11 +172,11 @@ def test_real_session_on_this_machine(tmp_path: Path) -> None:
     assert m.ram_usage_pct is not None and 0.0 < m.ram_usage_pct < 100.0
     assert len(timeline.select("cpu_usage_core0")) >= 10
     if not availability["rapl"].available:
-        assert m.energy_cpu_method == "estimate"
-        assert 6.5 * m.duration_s <= m.energy_cpu_j <= 65.0 * m.duration_s
+        assert m.cpu.method == "estimate"
+        assert 6.5 * m.duration_s <= m.cpu.energy_j <= 65.0 * m.duration_s
     if not availability["nvml"].available and availability["nvml"].hardware_absent:
-        assert m.energy_global_method.endswith("no GPU present")
-        assert m.energy_per_token_j == pytest.approx(m.energy_global_j / 30)
+        assert m.global_.method.endswith("no GPU present")
+        assert m.energy_per("token") == pytest.approx(m.global_.energy_j / 30)
     json.dumps(m.to_dict())
 
     path = timeline.to_parquet(tmp_path / "run" / "timeline.parquet")

@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from serving_energy.calibration import idle_power, load_or_calibrate
 from serving_energy.meters import Marker, Reading, Timeline, window_metrics
 from serving_energy.meters.base import MeterInfo
-from serving_energy.validity import ValidityThresholds, evaluate, gate_quantities
+from serving_energy.meters.calibration import idle_power, load_or_calibrate
+from serving_energy.serving.validity import ValidityThresholds, evaluate, gate_quantities
 
 RAPL = MeterInfo("rapl", True, None, False, "counter", ("cpu_energy",), 0.001)
 SYSTEM = MeterInfo("system", True, None, False, "sampled", ("cpu_usage",), 0.1)
@@ -54,7 +54,7 @@ def run_timeline(
 
 
 def verdict(timeline: Timeline, **kwargs):
-    metrics = window_metrics(timeline).to_dict()
+    metrics = window_metrics(timeline)
     baseline = {"cpu": {}, "gpu": {}}
     for phase in ("idle-before", "idle-after"):
         power, _, _ = idle_power(timeline, phase)
@@ -148,7 +148,7 @@ def test_thresholds_re_judge_recorded_quantities():
 
 
 def test_calibration_is_kept_only_when_the_machine_was_idle(tmp_path):
-    from serving_energy.calibration import IdleCalibration
+    from serving_energy.meters.calibration import IdleCalibration
 
     def measured(usage):
         return lambda: IdleCalibration("h", "t", 2.0, usage, {"cpu": 6.5, "gpu": None}, {})

@@ -55,19 +55,19 @@ def test_gross_net_global_and_per_token() -> None:
     m = window_metrics(recorded_run(), n_requests=4, new_tokens=60)
     assert (m.t_start_s, m.t_end_s, m.duration_s) == (3, 7, 4)
     # CPU: counter 150 - 30; GPU: trapezoid 75 + 100 + 100 + 75.
-    assert m.energy_cpu_j == pytest.approx(120.0)
-    assert m.energy_gpu_j == pytest.approx(350.0)
-    assert m.energy_global_j == pytest.approx(470.0)
-    assert m.energy_global_method == "cpu counter + gpu sampled_power"
+    assert m.cpu.energy_j == pytest.approx(120.0)
+    assert m.gpu.energy_j == pytest.approx(350.0)
+    assert m.global_.energy_j == pytest.approx(470.0)
+    assert m.global_.method == "cpu counter + gpu sampled_power"
     # Baselines: CPU (20 J + 20 J) / 4 s = 10 W; GPU 50 W.
-    assert m.baseline_cpu_power_w == pytest.approx(10.0)
-    assert m.baseline_gpu_power_w == pytest.approx(50.0)
-    assert m.energy_cpu_net_j == pytest.approx(120.0 - 40.0)
-    assert m.energy_gpu_net_j == pytest.approx(350.0 - 200.0)
-    assert m.energy_global_net_j == pytest.approx(230.0)
-    assert m.energy_per_request_j == pytest.approx(470.0 / 4)
-    assert m.energy_per_token_j == pytest.approx(470.0 / 60)
-    assert m.energy_net_per_token_j == pytest.approx(230.0 / 60)
+    assert m.cpu.baseline_power_w == pytest.approx(10.0)
+    assert m.gpu.baseline_power_w == pytest.approx(50.0)
+    assert m.cpu.net_j == pytest.approx(120.0 - 40.0)
+    assert m.gpu.net_j == pytest.approx(350.0 - 200.0)
+    assert m.global_.net_j == pytest.approx(230.0)
+    assert m.energy_per("request") == pytest.approx(470.0 / 4)
+    assert m.energy_per("token") == pytest.approx(470.0 / 60)
+    assert m.energy_per("token", net=True) == pytest.approx(230.0 / 60)
     # cpu_usage samples with 3 < t <= 7: 3.5:60 4:20 4.5:60 5:20 5.5:60 6:80 6.5:60 7:80
     assert m.cpu_usage_pct == pytest.approx((60 + 20 + 60 + 20 + 60 + 80 + 60 + 80) / 8)
     assert m.ram_usage_pct == pytest.approx(50.0)
@@ -80,10 +80,10 @@ def test_window_slicing_interpolates_at_edges() -> None:
     markers = phases(("inference", 3.5, 6.5))
     m = window_metrics(Timeline(tl.samples, markers, tl.meters, interval_s=0.5))
     # GPU: p(3.5)=75 -> (75+100)/2*0.5 + 100 + 100 + (100+75)/2*0.5 = 287.5 J
-    assert m.energy_gpu_j == pytest.approx(287.5)
+    assert m.gpu.energy_j == pytest.approx(287.5)
     # CPU counter 30 W from 3 to 7: interpolated 45 J .. 135 J
-    assert m.energy_cpu_j == pytest.approx(90.0)
-    assert m.baseline_cpu_power_w is None and m.energy_cpu_net_j is None
+    assert m.cpu.energy_j == pytest.approx(90.0)
+    assert m.cpu.baseline_power_w is None and m.cpu.net_j is None
 
 
 def test_counter_vs_integration_agree_on_a_constant_load() -> None:
@@ -93,7 +93,7 @@ def test_counter_vs_integration_agree_on_a_constant_load() -> None:
     ]
     # counter source ignores the gauge rows of the same meter, and the reverse
     m = window_metrics(Timeline(tuple(samples), phases(("inference", 0.5, 3.5)), (RAPL,)))
-    assert m.energy_cpu_j == pytest.approx(75.0)
+    assert m.cpu.energy_j == pytest.approx(75.0)
 
 
 def test_unwrap_with_and_without_range() -> None:
@@ -107,21 +107,21 @@ def test_unwrap_with_and_without_range() -> None:
 def test_wrap_inside_window_is_flagged_and_counted() -> None:
     samples = (cpu(0, 900.0), cpu(1, 990.0), cpu(2, 10.0), cpu(3, 50.0))
     m = window_metrics(Timeline(samples, phases(("inference", 0, 3)), (RAPL,)))
-    assert m.energy_cpu_j == pytest.approx(150.0)
-    assert m.flag_counter_wrap and not m.valid
+    assert m.cpu.energy_j == pytest.approx(150.0)
+    assert m.flags.counter_wrap and not m.valid
     samples_unknown = tuple(cpu(r.t_s, r.value, None) for r in samples)
     m = window_metrics(Timeline(samples_unknown, phases(("inference", 0, 3)), (RAPL,)))
-    assert m.energy_cpu_j == pytest.approx(140.0)  # lower bound, flagged
-    assert m.flag_counter_reset_unknown_range
+    assert m.cpu.energy_j == pytest.approx(140.0)  # lower bound, flagged
+    assert m.flags.counter_reset_unknown_range
 
 
 def test_cpu_only_machine_global_equals_cpu_and_says_so() -> None:
     samples = tuple(cpu(t, 10.0 * t) for t in range(5))
     m = window_metrics(Timeline(samples, phases(("inference", 1, 3)), (RAPL, NVML_ABSENT)))
-    assert m.energy_gpu_j is None
-    assert "no GPU present" in m.energy_gpu_reason
-    assert m.energy_global_j == pytest.approx(20.0)
-    assert m.energy_global_method == "cpu counter only: no GPU present"
+    assert m.gpu.energy_j is None
+    assert "no GPU present" in m.gpu.reason
+    assert m.global_.energy_j == pytest.approx(20.0)
+    assert m.global_.method == "cpu counter only: no GPU present"
     assert m.gpu_usage_pct is None and m.gpu_mem_used_pct is None
 
 
@@ -131,32 +131,32 @@ def test_gpu_present_but_unmeasured_makes_global_null_not_cpu() -> None:
     )
     samples = tuple(cpu(t, 10.0 * t) for t in range(5))
     m = window_metrics(Timeline(samples, phases(("inference", 1, 3)), (RAPL, broken)))
-    assert m.energy_cpu_j == pytest.approx(20.0)
-    assert m.energy_global_j is None and m.energy_per_token_j is None
-    assert "NVML failed to initialise" in m.energy_global_reason
+    assert m.cpu.energy_j == pytest.approx(20.0)
+    assert m.global_.energy_j is None and m.energy_per("token") is None
+    assert "NVML failed to initialise" in m.global_.reason
 
 
 def test_no_cpu_sensor_is_null_with_reason_never_zero() -> None:
     rapl_off = MeterInfo("rapl", False, "no powercap directory", True, "counter", (), 0.001)
     samples = tuple(gpu(t, 50.0) for t in range(5))
     m = window_metrics(Timeline(samples, phases(("inference", 1, 3)), (rapl_off, NVML)))
-    assert m.energy_cpu_j is None and m.energy_global_j is None
-    assert "rapl: no powercap directory" in m.energy_cpu_reason
+    assert m.cpu.energy_j is None and m.global_.energy_j is None
+    assert "rapl: no powercap directory" in m.cpu.reason
 
 
 def test_validity_flags() -> None:
     # negative and implausible power
     bad = (gpu(0, 50.0), gpu(1, -5.0), gpu(2, 1e6), gpu(3, 50.0))
     m = window_metrics(Timeline(bad, phases(("inference", 0, 3)), (NVML,), interval_s=1.0))
-    assert m.flag_negative_power and m.flag_implausible_power
+    assert m.flags.negative_power and m.flags.implausible_power
     # clock gap: 0.1 s sampling with a 3 s hole
     gappy = tuple(gpu(t, 50.0) for t in (0.0, 0.1, 0.2, 3.2, 3.3))
     m = window_metrics(Timeline(gappy, phases(("inference", 0.0, 3.3)), (NVML,), interval_s=0.1))
-    assert m.flag_clock_gap and not m.flag_short_window
+    assert m.flags.clock_gap and not m.flags.short_window
     # window shorter than the sensor's update period (NVML: 0.1 s)
     dense = tuple(gpu(t / 100, 50.0) for t in range(10))
     m = window_metrics(Timeline(dense, phases(("inference", 0.0, 0.05)), (NVML,), interval_s=0.01))
-    assert m.flag_short_window
+    assert m.flags.short_window
     # window starting before the first sample
     m = window_metrics(
         Timeline(
@@ -166,7 +166,7 @@ def test_validity_flags() -> None:
             interval_s=1.0,
         )
     )
-    assert m.flag_window_not_covered
+    assert m.flags.window_not_covered
 
 
 def test_missing_phase_raises() -> None:

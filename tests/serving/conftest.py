@@ -30,7 +30,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer GPT-2 stand-in with the small offline BPE tokenizer, built once per session."""
     from transformers.utils import logging
 
-    from serving_energy.standins import build_standin
+    from serving_energy.data.standins import build_standin
 
     logging.set_verbosity_error()
     out_dir = tmp_path_factory.mktemp("serving-models") / MODEL

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from serving_energy.dataset import Prompt
+from serving_energy.data.dataset import Prompt
 from serving_energy.engines import EngineInfo, Generation
 
 TINY = {"n_layers": 2, "hidden_size": 64, "n_heads": 4, "tokenizer": "bpe-humaneval", "seed": 0}
@@ -51,7 +51,7 @@ class FakeEngine:
 
 
 def make_app(engine: FakeEngine | None = None, **defaults):
-    from serving_energy.server import GenerationDefaults, create_app
+    from serving_energy.serving.server import GenerationDefaults, create_app
 
     engine = engine or FakeEngine()
     return create_app(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from serving_energy import __version__
-from serving_energy.server import (
+from serving_energy.serving.server import (
     MAX_NEW_TOKENS_LIMIT,
     MAX_PROMPT_CHARS,
     GenerateRequest,
@@ -206,7 +206,7 @@ def test_engine_is_loaded_once_for_many_requests():
         loads.append(1)
         return FakeEngine()
 
-    from serving_energy.server import create_app
+    from serving_energy.serving.server import create_app
 
     app = create_app(
         load, model_name="m", engine_name="onnx", provider="cpu", defaults=GenerationDefaults()
@@ -232,7 +232,7 @@ def test_a_huge_body_is_413_and_nothing_is_echoed(client, fake_engine):
 def test_a_streamed_body_without_length_is_cut_off_at_the_limit():
     import asyncio
 
-    from serving_energy.server import MAX_BODY_BYTES, BodySizeLimit
+    from serving_energy.serving.server import MAX_BODY_BYTES, BodySizeLimit
 
     chunks = [b"{" + b"x" * 65536] * (MAX_BODY_BYTES // 65536 + 2)
     sent: list[dict] = []

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from serving_energy.client import send_prompts
+from serving_energy.serving.client import send_prompts
 
 from .fakes import prompts
 

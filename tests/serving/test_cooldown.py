@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving_energy.protocol import cool_down
-from serving_energy.run_settings import CooldownSettings
+from serving_energy.serving.protocol import cool_down
+from serving_energy.serving.run_settings import CooldownSettings
 
 
 class FakeTime:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from serving_energy.lifecycle import (
+from serving_energy.core.lifecycle import (
     PARENT_PID_ENV,
     Interrupted,
     ParentWatchdog,
@@ -35,7 +35,7 @@ def test_seal_ignores_signals_until_exit_and_does_nothing_outside():
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
     code = (
         "import os, signal, sys; sys.path.insert(0, sys.argv[1])\n"
-        "from serving_energy.lifecycle import interruptible, seal\n"
+        "from serving_energy.core.lifecycle import interruptible, seal\n"
         "with interruptible():\n"
         "    seal()\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
@@ -68,7 +68,7 @@ def test_a_child_that_asked_dies_with_its_parent(tmp_path):
     scripts = os.path.join(os.path.dirname(__file__), "..", "..", "workflow", "scripts")
     child_code = (
         "import sys, time; sys.path.insert(0, sys.argv[1])\n"
-        "from serving_energy.lifecycle import die_with_parent\n"
+        "from serving_energy.core.lifecycle import die_with_parent\n"
         "die_with_parent(); print('ready', flush=True); time.sleep(60)\n"
     )
     parent_code = (

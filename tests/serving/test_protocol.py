@@ -12,11 +12,12 @@ import polars as pl
 import psutil
 import pytest
 
-import serving_energy.protocol as protocol
-from serving_energy.layout import RUN_FILES, ResultsLayout, RunKey
+import serving_energy.serving.protocol as protocol
 from serving_energy.meters import Timeline
-from serving_energy.protocol import RunFailed, RunInputs, RunLogs, measure_run
-from serving_energy.run_settings import RunSettings
+from serving_energy.serving.protocol import RunFailed, RunInputs, RunLogs, measure_run
+from serving_energy.serving.run_record import RunRecord
+from serving_energy.serving.run_settings import RunSettings
+from serving_energy.study.layout import RUN_FILES, ResultsLayout, RunKey
 
 from .fakes import MODEL, prompts, wait_until
 
@@ -52,7 +53,7 @@ def settings(**kwargs) -> RunSettings:
     return RunSettings.from_identity(identity(**kwargs), OPERATION)
 
 
-def measure(root, model_dir, n_prompts, **kwargs) -> dict:
+def measure(root, model_dir, n_prompts, **kwargs) -> RunRecord:
     layout = ResultsLayout(root)
     return measure_run(
         kwargs.pop("run_settings", None) or settings(),
@@ -69,7 +70,7 @@ def server_children() -> list[psutil.Process]:
     return [
         child
         for child in psutil.Process().children(recursive=True)
-        if "serving_energy.server" in " ".join(child.cmdline())
+        if "serving_energy.serving.server" in " ".join(child.cmdline())
     ]
 
 
@@ -144,12 +145,12 @@ def test_killed_server_fails_the_run_then_the_rerun_succeeds(tiny_model, tmp_pat
     # The rerun (no kill) succeeds and writes the three files.
     monkeypatch.setattr(protocol, "send_prompts", real_send_prompts)
     run = measure(tmp_path, tiny_model, N_PROMPTS)
-    assert run["status"] == "ok" and run["failure"] is None
-    assert run["n_requests"] == N_PROMPTS and run["n_failed"] == 0
-    assert run["new_tokens"] == 4 * N_PROMPTS
-    assert run["device"] == "cpu"
-    assert run["cooldown"]["settled"] is True
-    assert run["metrics"]["energy_global_method"]
+    assert run.status == "ok" and run.failure is None
+    assert run.n_requests == N_PROMPTS and run.n_failed == 0
+    assert run.new_tokens == 4 * N_PROMPTS
+    assert run.device == "cpu"
+    assert run.cooldown.settled is True
+    assert run.metrics.global_.method
     assert sorted(p.name for p in run_dir.iterdir()) == sorted([*RUN_FILES, "server.log"])
     assert [p.name for p in run_dir.parent.iterdir()] == ["rep1"]  # no staging left
     assert [p.name for p in failed_dir.iterdir()] == [attempt.name]  # the success left no record

@@ -15,11 +15,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-import serving_energy.protocol as protocol
-from serving_energy.layout import ResultsLayout
-from serving_energy.lifecycle import interruptible
-from serving_energy.protocol import RunInterrupted
-from serving_energy.run_settings import RunSettings
+import serving_energy.serving.protocol as protocol
+from serving_energy.core.lifecycle import interruptible
+from serving_energy.serving.protocol import RunInterrupted
+from serving_energy.serving.run_settings import RunSettings
+from serving_energy.study.layout import ResultsLayout
 
 from .fakes import wait_until
 from .test_protocol import KEY, OPERATION, identity, measure
@@ -36,7 +36,7 @@ def servers_of(model_dir: Path) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if "serving_energy.server" in cmdline and str(model_dir) in cmdline:
+        if "serving_energy.serving.server" in cmdline and str(model_dir) in cmdline:
             found.append(process)
     return found
 
@@ -47,7 +47,7 @@ def test_a_new_run_supersedes_the_old_one_which_is_kept_with_the_reason(tiny_mod
     first = snapshot(layout.run_dir(KEY))
     changed = RunSettings.from_identity(identity(max_new_tokens=5), OPERATION)
     run = measure(tmp_path, tiny_model, 3, run_settings=changed)
-    assert run["new_tokens"] == 15
+    assert run.new_tokens == 15
     (kept,) = layout.superseded_dir(KEY).iterdir()
     record = json.loads((kept / "superseded.json").read_text())
     assert "generation.max_new_tokens: 4 -> 5" in record["reason"]
@@ -96,7 +96,7 @@ import sys, time
 sys.path.insert(0, {scripts!r})
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-import serving_energy.protocol as protocol
+import serving_energy.serving.protocol as protocol
 from tests.serving.test_protocol import measure
 real = protocol.send_prompts
 def announce(base_url, prompts, **kwargs):
@@ -161,10 +161,9 @@ def test_a_busy_baseline_is_kept_but_flagged_with_the_reason(tiny_model, tmp_pat
         lambda settings: [BusyMachine(), *[m for m in real_build(settings) if m.name != "system"]],
     )
     run = measure(tmp_path, tiny_model, 3)
-    assert run["status"] == "ok" and run["valid"] is False
+    assert run.status == "ok" and run.valid is False
     assert any(
-        reason.startswith("idle baseline: CPU usage 100.0 %")
-        for reason in run["validity"]["reasons"]
+        reason.startswith("idle baseline: CPU usage 100.0 %") for reason in run.validity["reasons"]
     )
     stored = json.loads(ResultsLayout(tmp_path).run_record(KEY).read_text())
     assert stored["validity"]["quantities"]["idle_cpu_usage_pct"]["idle-before"] == 100.0

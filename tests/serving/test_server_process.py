@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from serving_energy.client import send_prompts
-from serving_energy.server_process import ServerError, ServerProcess, ServerSpec
+from serving_energy.serving.client import send_prompts
+from serving_energy.serving.server_process import ServerError, ServerProcess, ServerSpec
 
 from .fakes import MODEL, prompts
 
@@ -130,7 +130,7 @@ def test_bind_socket_makes_connections_without_nagle_delay():
     without it every loopback response waited ~40 ms for the client's delayed ACK."""
     import asyncio
 
-    from serving_energy.server import bind_socket
+    from serving_energy.serving.server import bind_socket
 
     sock = bind_socket("127.0.0.1", 0)
     assert sock.proto == socket.IPPROTO_TCP
@@ -158,7 +158,7 @@ def test_bind_socket_makes_connections_without_nagle_delay():
 
 
 def test_bind_socket_busy_port_exits_with_a_clear_message():
-    from serving_energy.server import bind_socket
+    from serving_energy.serving.server import bind_socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))

@@ -145,7 +145,7 @@ def test_paper_study_resolves_in_full(tmp_path):
 
 
 def test_cuda_configurations_left_out_without_gpu_with_a_warning(tmp_path):
-    from serving_energy.machine import gpu_present
+    from serving_energy.core.machine import gpu_present
 
     if gpu_present():
         pytest.skip("this machine has a GPU: CUDA configurations are kept")

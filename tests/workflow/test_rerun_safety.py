@@ -136,7 +136,7 @@ def processes_in(workdir: Path, marker: str) -> list[psutil.Process]:
 
 
 def servers_in(workdir: Path) -> list[psutil.Process]:
-    return processes_in(workdir, "serving_energy.server")
+    return processes_in(workdir, "serving_energy.serving.server")
 
 
 def start_long_forced_run(workdir: Path):

@@ -58,9 +58,7 @@ rule excluded_runs:
     conda:
         "../../envs/analysis.yaml"
     params:
-        method=config["analysis"]["method"],
-        configurations=config["analysis"]["configurations"],
-        invalid_runs=config["analysis"]["invalid_runs"],
+        selection=analysis_selection(),
     script:
         "../scripts/excluded_runs.py"
 
@@ -89,9 +87,7 @@ rule statistical_tests:
         "../../envs/analysis.yaml"
     params:
         alpha=config["analysis"]["alpha"],
-        method=config["analysis"]["method"],
-        configurations=config["analysis"]["configurations"],
-        invalid_runs=config["analysis"]["invalid_runs"],
+        selection=analysis_selection(),
     script:
         "../scripts/statistical_tests.py"
 
@@ -126,9 +122,7 @@ rule paper_tables:
     conda:
         "../../envs/analysis.yaml"
     params:
-        method=config["analysis"]["method"],
-        configurations=config["analysis"]["configurations"],
-        invalid_runs=config["analysis"]["invalid_runs"],
+        selection=analysis_selection(),
     script:
         "../scripts/paper_tables.py"
 
@@ -148,17 +142,15 @@ rule figures:
     conda:
         "../../envs/analysis.yaml"
     params:
-        method=config["analysis"]["method"],
-        configurations=config["analysis"]["configurations"],
-        invalid_runs=config["analysis"]["invalid_runs"],
+        selection=analysis_selection(),
     script:
         "../scripts/figures.py"
 
 
 rule timeline_figure:
     input:
-        timeline=f"{RUN_FOLDER}/timeline.parquet",
-        run=f"{RUN_FOLDER}/run.json",
+        timeline=LAYOUT.run_pattern("timeline.parquet"),
+        run=LAYOUT.run_pattern("run.json"),
     output:
         png=report(
             "results/figures/timelines/{model}_{engine}-{provider}_rep{rep}.png",

@@ -7,20 +7,25 @@ from snakemake.settings.types import ExecMode, RerunTrigger
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from serving_energy.dataset import expected_prompt_count
-from serving_energy.layout import ResultsLayout, RunKey
-from serving_energy.machine import gpu_present
-from serving_energy.rerun_forecast import forecast, summary
-from serving_energy.study import (
+from serving_energy.data.dataset import expected_prompt_count
+from serving_energy.study.layout import ResultsLayout, RunKey
+from serving_energy.core.machine import gpu_present
+from serving_energy.study.rerun_forecast import forecast, summary
+from serving_energy.study.design import (
     MODEL_DESCRIPTION_KEYS,
-    ConfigError,
-    Configuration,
     apply_cuda_policy,
     check_config,
     configured_runs,
     engine_options,
     measurement_identity,
     run_priorities,
+)
+from serving_energy.study.vocabulary import (
+    ENGINES,
+    EXPORTED_ENGINES,
+    PROVIDERS,
+    ConfigError,
+    Configuration,
 )
 
 try:
@@ -90,13 +95,12 @@ RUN_PRIORITIES = run_priorities(
     config["protocol"]["run_order"]["mode"],
     config["protocol"]["run_order"]["seed"],
 )
-RUN_FOLDER = f"{LAYOUT.root.as_posix()}/runs/{{model}}/{{engine}}-{{provider}}/rep{{rep}}"
 
 
 wildcard_constraints:
     model=alternatives(config["models"]),
-    engine="torch|onnx|openvino|torchscript",
-    provider="cpu|cuda",
+    engine=alternatives(ENGINES),
+    provider=alternatives(PROVIDERS),
     rep=r"[1-9][0-9]*",
     tokenizer=alternatives(config["tokenizers"]),
 
@@ -106,13 +110,9 @@ def run_key(wildcards):
 
 
 def serving_env(wildcards):
-    """Conda env for jobs that load an engine (ONNX Runtime on CUDA needs its own package)."""
-    name = (
-        "serve-onnx-cuda"
-        if (wildcards.engine, wildcards.provider) == ("onnx", "cuda")
-        else f"serve-{wildcards.engine}"
-    )
-    return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
+    """Conda env for jobs that load an engine (the vocabulary says which serves each one)."""
+    configuration = Configuration(wildcards.engine, wildcards.provider)
+    return str(Path(workflow.basedir) / "envs" / f"{configuration.serving_env}.yaml")
 
 
 def machine_cores(wildcards=None):
@@ -158,7 +158,7 @@ def measure_inputs(wildcards):
         "prompts_manifest": LAYOUT.prompts_manifest.as_posix(),
         "model": model_dir(wildcards.model),
     }
-    if wildcards.engine != "torch":
+    if Configuration(wildcards.engine, wildcards.provider).exported:
         inputs["artefact"] = engine_artefact(wildcards)
         inputs["check"] = equivalence_check(wildcards)
     return inputs
@@ -172,9 +172,8 @@ def measure_identity(wildcards):
 
 
 def run_priority(wildcards):
-    return RUN_PRIORITIES.get(
-        (wildcards.model, f"{wildcards.engine}-{wildcards.provider}", int(wildcards.rep)), 0
-    )
+    key = run_key(wildcards)
+    return RUN_PRIORITIES.get((key.model, key.configuration.id, key.rep), 0)
 
 
 def selected_runs():
@@ -201,7 +200,7 @@ def selected_checks():
         {
             LAYOUT.check_path(key.model, key.configuration).as_posix()
             for key in SELECTED_RUNS
-            if key.configuration.engine != "torch"
+            if not key.configuration.is_reference
         }
     )
 
@@ -250,6 +249,11 @@ def example_timelines():
         f"results/figures/timelines/{model}_{configuration.id}_rep{rep}.png"
         for configuration in SELECTED_CONFIGURATIONS
     ]
+
+
+def analysis_selection():
+    """The analysis rules' choice of runs and method (selection.prepare_analysis's settings)."""
+    return {key: config["analysis"][key] for key in ("method", "configurations", "invalid_runs")}
 
 
 def analysis_outputs():

@@ -4,9 +4,9 @@ rule measure:
     output:
         # update(): Snakemake must not delete a measured run before its new attempt has succeeded;
         # the job itself moves the old run to results/superseded/ when the new one is complete.
-        run=update(f"{RUN_FOLDER}/run.json"),
-        requests=update(f"{RUN_FOLDER}/requests.parquet"),
-        timeline=update(f"{RUN_FOLDER}/timeline.parquet"),
+        run=update(LAYOUT.run_pattern("run.json")),
+        requests=update(LAYOUT.run_pattern("requests.parquet")),
+        timeline=update(LAYOUT.run_pattern("timeline.parquet")),
     log:
         "results/logs/measure/{model}/{engine}-{provider}/rep{rep}.log",
     priority: run_priority

@@ -37,7 +37,7 @@ rule export_onnx:
     input:
         model=lambda wildcards: model_dir(wildcards.model),
     output:
-        directory("results/engines/{model}/onnx"),
+        directory(LAYOUT.export_pattern("onnx")),
     log:
         "results/logs/export/{model}/onnx.log",
     conda:
@@ -50,7 +50,7 @@ rule export_openvino:
     input:
         model=lambda wildcards: model_dir(wildcards.model),
     output:
-        directory("results/engines/{model}/openvino"),
+        directory(LAYOUT.export_pattern("openvino")),
     log:
         "results/logs/export/{model}/openvino.log",
     conda:
@@ -65,7 +65,7 @@ rule export_torchscript:
     input:
         model=lambda wildcards: model_dir(wildcards.model),
     output:
-        directory("results/engines/{model}/torchscript/{provider}"),
+        directory(LAYOUT.export_pattern("torchscript")),
     log:
         "results/logs/export/{model}/torchscript-{provider}.log",
     conda:
@@ -81,11 +81,11 @@ rule check_engine:
         prompts=LAYOUT.prompts.as_posix(),
         prompts_manifest=LAYOUT.prompts_manifest.as_posix(),
     output:
-        "results/engines/{model}/{engine}-{provider}/check.json",
+        LAYOUT.check_pattern(),
     log:
         "results/logs/check/{model}/{engine}-{provider}.log",
     wildcard_constraints:
-        engine="onnx|openvino|torchscript",
+        engine=alternatives(EXPORTED_ENGINES),
     conda:
         serving_env
     threads: machine_cores

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from serving_energy.dataset import read_problems
-from serving_energy.logs import log_to
-from serving_energy.manifest import write_manifest
-from serving_energy.model_sources import build_standin_model
+from serving_energy.core.logs import log_to
+from serving_energy.data.dataset import read_problems
+from serving_energy.data.manifest import write_manifest
+from serving_energy.data.model_sources import build_standin_model
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     # The stand-in's tokenizer is trained on HumanEval: only on the pinned file.

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from serving_energy.checks import check_configuration
-from serving_energy.dataset import verified_prompts
+from serving_energy.core.logs import log_to
+from serving_energy.data.dataset import verified_prompts
+from serving_energy.data.manifest import verify_manifest
 from serving_energy.engines import EngineOptions
-from serving_energy.logs import log_to
-from serving_energy.manifest import verify_manifest
+from serving_energy.engines.checks import check_configuration
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821
@@ -17,6 +17,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     for folder in (inputs.model, inputs.artefact):
         log.info("%s: %s", folder, verify_manifest(Path(folder)))
     result = check_configuration(
+        model=wildcards.model,
         engine=wildcards.engine,
         provider=wildcards.provider,
         model_dir=Path(snakemake.input.model),  # noqa: F821

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from serving_energy.dataset import obtain_humaneval
-from serving_energy.logs import log_to
+from serving_energy.core.logs import log_to
+from serving_energy.data.dataset import obtain_humaneval
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from serving_energy.export import export_onnx
-from serving_energy.logs import log_to
-from serving_energy.manifest import write_manifest
+from serving_energy.core.logs import log_to
+from serving_energy.data.manifest import write_manifest
+from serving_energy.engines.export import export_onnx
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     info = export_onnx(Path(snakemake.input.model), Path(snakemake.output[0]))  # noqa: F821

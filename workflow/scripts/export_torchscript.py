@@ -3,9 +3,9 @@ against the eager model) for one provider."""
 
 from pathlib import Path
 
-from serving_energy.export import export_torchscript
-from serving_energy.logs import log_to
-from serving_energy.manifest import write_manifest
+from serving_energy.core.logs import log_to
+from serving_energy.data.manifest import write_manifest
+from serving_energy.engines.export import export_torchscript
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     info = export_torchscript(

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from serving_energy.logs import log_to
-from serving_energy.manifest import write_manifest
-from serving_energy.model_sources import fetch_model
+from serving_energy.core.logs import log_to
+from serving_energy.data.manifest import write_manifest
+from serving_energy.data.model_sources import fetch_model
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821

@@ -4,24 +4,15 @@ from pathlib import Path
 
 import polars as pl
 
-from serving_energy.figures import plot_models, plot_paper_figures, plot_roofline
-from serving_energy.logs import log_to
-from serving_energy.selection import prepare_analysis
+from serving_energy.analysis.figures import plot_study_figures
+from serving_energy.analysis.selection import prepare_analysis
+from serving_energy.core.logs import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params = snakemake.params  # noqa: F821
     out_dir = Path(snakemake.output[0])  # noqa: F821
     out_dir.mkdir(parents=True, exist_ok=True)
-    analysis = prepare_analysis(
-        pl.read_parquet(snakemake.input[0]),  # noqa: F821
-        method=params.method,
-        configurations=params.configurations,
-        invalid_runs=params.invalid_runs,
-    )
+    analysis = prepare_analysis(pl.read_parquet(snakemake.input[0]), **params.selection)
     runs = analysis.method.presented_runs(analysis.runs)
-    written = [
-        *plot_paper_figures(runs, out_dir, labels=analysis.labels),
-        *plot_models(runs, out_dir, labels=analysis.labels),
-        *plot_roofline(runs, out_dir, labels=analysis.labels),
-    ]
+    written = plot_study_figures(runs, out_dir, labels=analysis.labels)
     log.info("method %s: %d figure files written", analysis.method.name, len(written))

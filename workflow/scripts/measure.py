@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from serving_energy.dataset import expected_prompt_count
-from serving_energy.layout import ResultsLayout
-from serving_energy.lifecycle import ParentWatchdog, interruptible
-from serving_energy.logs import log_to
-from serving_energy.protocol import RunInputs, RunLogs, measure_run
-from serving_energy.run_settings import RunSettings
-from serving_energy.study import run_provenance
-from serving_energy.validity import ValidityThresholds
+from serving_energy.core.lifecycle import ParentWatchdog, interruptible
+from serving_energy.core.logs import log_to
+from serving_energy.data.dataset import expected_prompt_count
+from serving_energy.serving.protocol import RunInputs, RunLogs, measure_run
+from serving_energy.serving.run_settings import RunSettings
+from serving_energy.serving.validity import ValidityThresholds
+from serving_energy.study.design import run_provenance
+from serving_energy.study.layout import ResultsLayout
 
 with log_to(snakemake.log[0]) as log, interruptible(), ParentWatchdog():
     inputs, config = snakemake.input, snakemake.config
@@ -36,11 +36,10 @@ with log_to(snakemake.log[0]) as log, interruptible(), ParentWatchdog():
         calibration_idle_s=config["validity"]["calibration_idle_s"],
         calibrate_bandwidth=True,
     )
-    metrics = run["metrics"]
     log.info(
         "run done: %d requests in %.2f s, global energy %s J (%s)",
-        run["n_requests"],
-        metrics.get("duration_s") or float("nan"),
-        metrics.get("energy_global_j"),
-        metrics.get("energy_global_method"),
+        run.n_requests,
+        run.metrics.duration_s,
+        run.metrics.global_.energy_j,
+        run.metrics.global_.method,
     )

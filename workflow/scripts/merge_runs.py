@@ -3,10 +3,15 @@ equivalence checks."""
 
 from pathlib import Path
 
-from serving_energy.layout import ResultsLayout
-from serving_energy.logs import log_to
-from serving_energy.merge import equivalence_table, failed_attempts, merge_runs, superseded_runs
-from serving_energy.validity import ValidityThresholds
+from serving_energy.analysis.merge import (
+    equivalence_table,
+    failed_attempts,
+    merge_runs,
+    superseded_runs,
+)
+from serving_energy.core.logs import log_to
+from serving_energy.serving.validity import ValidityThresholds
+from serving_energy.study.layout import ResultsLayout
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821

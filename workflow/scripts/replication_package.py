@@ -5,9 +5,9 @@ from pathlib import Path
 
 import polars as pl
 
-from serving_energy.logs import log_to
-from serving_energy.machine import library_versions
-from serving_energy.package import PackageInputs, write_package
+from serving_energy.analysis.package import PackageInputs, write_package
+from serving_energy.core.logs import log_to
+from serving_energy.core.versions import library_versions
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params, inputs_, output = snakemake.params, snakemake.input, snakemake.output  # noqa: F821

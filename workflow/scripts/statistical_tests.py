@@ -4,18 +4,13 @@ from pathlib import Path
 
 import polars as pl
 
-from serving_energy.logs import log_to
-from serving_energy.selection import prepare_analysis
-from serving_energy.stats import analyse_runs, write_posthoc_latex, write_tests_latex
+from serving_energy.analysis.selection import prepare_analysis
+from serving_energy.analysis.stats import analyse_runs, write_posthoc_latex, write_tests_latex
+from serving_energy.core.logs import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     output, params = snakemake.output, snakemake.params  # noqa: F821
-    analysis = prepare_analysis(
-        pl.read_parquet(snakemake.input[0]),  # noqa: F821
-        method=params.method,
-        configurations=params.configurations,
-        invalid_runs=params.invalid_runs,
-    )
+    analysis = prepare_analysis(pl.read_parquet(snakemake.input[0]), **params.selection)
     result = analyse_runs(analysis.runs, alpha=params.alpha, method=analysis.method)
     labels = analysis.labels
     labels.with_columns(result.tests).write_csv(output.tests)

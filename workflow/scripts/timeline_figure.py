@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from serving_energy.figures import plot_run_timeline
-from serving_energy.logs import log_to
+from serving_energy.analysis.figures import plot_run_timeline
+from serving_energy.core.logs import log_to
 from serving_energy.meters.timeline import Timeline
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)

@@ -1,9 +1,7 @@
 """Runtime engines behind one interface; see docs/engines.md."""
 
 from .base import (
-    ENGINES,
     OPENVINO_INFERENCE_PRECISIONS,
-    PROVIDERS,
     Engine,
     EngineError,
     EngineInfo,
@@ -14,9 +12,7 @@ from .base import (
 from .registry import load_engine
 
 __all__ = [
-    "ENGINES",
     "OPENVINO_INFERENCE_PRECISIONS",
-    "PROVIDERS",
     "Engine",
     "EngineError",
     "EngineInfo",

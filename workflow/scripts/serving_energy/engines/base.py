@@ -11,26 +11,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ENGINES = ("torch", "onnx", "openvino", "torchscript")
-PROVIDERS = ("cpu", "cuda")
+from serving_energy.core.versions import ENGINE_PACKAGES, library_versions
+from serving_energy.study.vocabulary import Configuration
+
 # "default" leaves the choice to OpenVINO's CPU plugin: bf16 on CPUs with AVX512-BF16 or AMX (what
 # optimum-intel runs unless told otherwise), f32 elsewhere; the precision used is read back.
 OPENVINO_INFERENCE_PRECISIONS = ("f32", "bf16", "default")
-_VERSIONED_PACKAGES = (
-    "torch",
-    "transformers",
-    "tokenizers",
-    "optimum",
-    "optimum-onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "optimum-intel",
-    "openvino",
-)
 
 
 class EngineError(RuntimeError):
@@ -88,26 +77,10 @@ class EngineInfo:
     precision_settings: dict[str, Any] = field(default_factory=dict)
 
 
-def library_versions() -> dict[str, str]:
-    """Installed versions of the packages the engines depend on (absent ones left out)."""
-    versions = {}
-    for name in _VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
 def validate_engine_provider(engine: str, provider: str) -> None:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
-    if provider not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}; expected one of {PROVIDERS}")
-    if engine == "openvino" and provider == "cuda":
-        raise ValueError(
-            "OpenVINO has no CUDA execution provider: <OV, CUDA> is not a valid configuration"
-        )
+    """A ValueError (the vocabulary's ConfigError) for an unknown engine or provider, or for a
+    configuration that does not exist (<OV, CUDA>)."""
+    Configuration(engine, provider)
 
 
 def torch_device_for(provider: str) -> str:
@@ -265,7 +238,7 @@ class Engine(ABC):
             threads=self.threads,
             model_dir=str(self.model_dir),
             artefact_dir=str(self.artefact_dir) if self.artefact_dir else None,
-            library_versions=library_versions(),
+            library_versions=library_versions(ENGINE_PACKAGES),
             **kwargs,
         )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from serving_energy.data.tokenizer import load_tokenizer
+
 from .base import (
     EngineError,
     EngineInfo,
@@ -12,7 +14,6 @@ from .base import (
     set_torch_threads,
     torch_device_for,
 )
-from .torch_engine import load_tokenizer
 
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # ONNX Runtime's CUDA provider runs fp32 MatMul/Gemm in TF32 on Ampere and later unless told not

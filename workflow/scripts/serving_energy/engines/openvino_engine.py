@@ -6,13 +6,14 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from serving_energy.data.tokenizer import load_tokenizer
+
 from .base import (
     OPENVINO_INFERENCE_PRECISIONS,
     EngineInfo,
     GenerateApiEngine,
     set_torch_threads,
 )
-from .torch_engine import load_tokenizer
 
 # The KV cache follows the inference precision that was asked for; OpenVINO's own CPU default is
 # a reduced precision (u8 advertised, f16 compiled for a bf16 model here), which only the

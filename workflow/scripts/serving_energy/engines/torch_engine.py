@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from serving_energy.data.tokenizer import load_tokenizer
+
 from .base import (
     EngineError,
     EngineInfo,
@@ -15,12 +17,6 @@ from .base import (
     torch_device_for,
     torch_precision_settings,
 )
-
-
-def load_tokenizer(directory: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(directory)
 
 
 def check_torch_device(tensor_device, provider: str, what: str) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from serving_energy.data.tokenizer import load_tokenizer
+
 from .base import (
     Engine,
     EngineError,
@@ -28,7 +30,7 @@ from .base import (
     torch_device_for,
     torch_precision_settings,
 )
-from .torch_engine import check_torch_device, load_tokenizer
+from .torch_engine import check_torch_device
 
 TORCHSCRIPT_FILE = "model_kv.pt"
 # Bumped when the traced module's calling convention changes; other formats are refused.

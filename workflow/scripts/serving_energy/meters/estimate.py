@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .base import GAUGE, METHOD_ESTIMATE, Availability, Meter, Reading
-from .system import CpuLoad, _load_psutil
+from .base import GAUGE, METHOD_ESTIMATE, Availability, Reading
+from .system import CpuLoadMeter
 
 
 def estimated_cpu_power_w(load: float, tdp_w: float, idle_fraction: float) -> float:
@@ -20,7 +20,7 @@ def estimated_cpu_power_w(load: float, tdp_w: float, idle_fraction: float) -> fl
     return tdp_w * (idle_fraction + (1.0 - idle_fraction) * load**3)
 
 
-class CpuEstimateMeter(Meter):
+class CpuEstimateMeter(CpuLoadMeter):
     name = "cpu_estimate"
     method = METHOD_ESTIMATE
     measures = ("cpu_power",)
@@ -36,11 +36,9 @@ class CpuEstimateMeter(Meter):
             raise ValueError(f"tdp_w must be positive, got {tdp_w}")
         if not 0.0 <= idle_fraction <= 1.0:
             raise ValueError(f"idle_fraction must be in [0, 1], got {idle_fraction}")
+        super().__init__(psutil_module, interval_s)
         self.tdp_w = tdp_w
         self.idle_fraction = idle_fraction
-        self.update_period_s = interval_s
-        self._psutil = _load_psutil(psutil_module)
-        self._load: CpuLoad | None = None
         self.sensor = (
             f"ESTIMATE, not measured: TDP {tdp_w:g} W x ({idle_fraction:g} + "
             f"{1 - idle_fraction:g} x load^3) (CodeCarbon CPU-load model)"
@@ -51,14 +49,8 @@ class CpuEstimateMeter(Meter):
             return Availability.no("psutil is not installed; the estimate needs CPU load")
         return Availability.yes()
 
-    def start(self) -> None:
-        assert self._psutil is not None
-        self._load = CpuLoad(self._psutil)
-        self._load.prime()
-
     def read(self, t_s: float) -> list[Reading]:
-        assert self._load is not None
-        load = self._load.update()
+        load = self.cpu_load()
         if load is None:
             return []
         power_w = estimated_cpu_power_w(load[0] / 100.0, self.tdp_w, self.idle_fraction)

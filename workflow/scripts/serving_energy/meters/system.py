@@ -67,7 +67,26 @@ def _load_psutil(psutil_module: ModuleType | None) -> ModuleType | None:
     return psutil
 
 
-class SystemMeter(Meter):
+class CpuLoadMeter(Meter):
+    """A meter that follows the machine's CPU load through psutil (``system``, the estimate)."""
+
+    def __init__(self, psutil_module: ModuleType | None, interval_s: float) -> None:
+        self._psutil = _load_psutil(psutil_module)
+        self.update_period_s = interval_s
+        self._load: CpuLoad | None = None
+
+    def start(self) -> None:
+        assert self._psutil is not None
+        self._load = CpuLoad(self._psutil)
+        self._load.prime()
+
+    def cpu_load(self) -> tuple[float, list[float]] | None:
+        """(all-CPU %, per-CPU %) since the previous reading; None at the first."""
+        assert self._load is not None
+        return self._load.update()
+
+
+class SystemMeter(CpuLoadMeter):
     """CPU % (all and per core) and RAM % of the whole machine."""
 
     name = "system"
@@ -75,9 +94,7 @@ class SystemMeter(Meter):
     measures = ("cpu_usage", "cpu_usage_core{i}", "ram_usage")
 
     def __init__(self, psutil_module: ModuleType | None = None, interval_s: float = 0.1) -> None:
-        self._psutil = _load_psutil(psutil_module)
-        self.update_period_s = interval_s
-        self._load: CpuLoad | None = None
+        super().__init__(psutil_module, interval_s)
 
     def availability(self) -> Availability:
         if self._psutil is None:
@@ -89,15 +106,10 @@ class SystemMeter(Meter):
             return Availability.no(f"psutil cannot read CPU times or memory: {exc}")
         return Availability.yes()
 
-    def start(self) -> None:
-        assert self._psutil is not None
-        self._load = CpuLoad(self._psutil)
-        self._load.prime()
-
     def read(self, t_s: float) -> list[Reading]:
-        assert self._load is not None and self._psutil is not None
+        assert self._psutil is not None
         readings: list[Reading] = []
-        load = self._load.update()
+        load = self.cpu_load()
         if load is not None:
             all_pct, cores = load
             readings.append(self._pct(t_s, "cpu_usage", all_pct, "psutil cpu_times all CPUs"))

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ..io import atomic_path
+from serving_energy.core.io import atomic_path
+
 from .base import Availability, MeterInfo, Reading
 
 # In the order a run goes through them. "stop" covers shutting the server down between inference

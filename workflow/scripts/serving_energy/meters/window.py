@@ -17,28 +17,31 @@ phases (idle-before, idle-after) times the window's duration.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .base import COUNTER, METHOD_EXTERNAL, Reading
+from .base import COUNTER, METHOD_EXTERNAL, MeterInfo, Reading
 from .timeline import Timeline
 
+Source = tuple[str, str, tuple[str, ...]]  # (meter, "counter" | "power", quantities)
+
+# -- meter choice: sources in order of preference for each component ----------------------------
 # (meter, kind, quantities) in order of preference for each component. CPU energy is the sum of
 # every package and DRAM domain; core/uncore subzones are inside the package and never added.
-CPU_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+CPU_SOURCES: tuple[Source, ...] = (
     ("rapl", "counter", ("cpu_energy", "dram_energy")),
     ("energibridge", "counter", ("cpu_energy", "dram_energy")),
     ("energibridge", "power", ("cpu_power",)),
     ("cpu_estimate", "power", ("cpu_power",)),
 )
-GPU_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+GPU_SOURCES: tuple[Source, ...] = (
     ("nvml", "counter", ("gpu_energy",)),
     ("nvml", "power", ("gpu_power",)),
 )
 # Wall: NETIO's Wh counter is too coarse (3600 J steps), so integrated Load comes first.
-WALL_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+WALL_SOURCES: tuple[Source, ...] = (
     ("netio", "power", ("wall_power",)),
     ("netio", "counter", ("wall_energy",)),
 )
@@ -53,7 +56,8 @@ USAGE_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
 
 @dataclass(frozen=True)
 class ComponentEnergy:
-    """One component's energy over one window, with where it came from."""
+    """One component's energy over one window: the figure of the source chosen for it, with its
+    method, sensor and meter (or None with a reason), its idle baseline and the net energy."""
 
     energy_j: float | None
     method: str | None = None
@@ -61,90 +65,120 @@ class ComponentEnergy:
     meter: str | None = None
     reason: str | None = None
     domains_j: dict[str, float] = field(default_factory=dict)
-    source: tuple[str, str, tuple[str, ...]] | None = None
+    source: Source | None = None
+    baseline_power_w: float | None = None
+    net_j: float | None = None
+
+
+@dataclass(frozen=True)
+class WindowFlags:
+    """What makes a window's figures doubtful; any of them makes the window invalid."""
+
+    short_window: bool = False
+    counter_wrap: bool = False
+    counter_reset_unknown_range: bool = False
+    negative_power: bool = False
+    implausible_power: bool = False
+    clock_gap: bool = False
+    window_not_covered: bool = False
+
+    def to_dict(self) -> dict[str, bool]:
+        """``flag_<name>`` per flag, the names run.json and the runs table use."""
+        return {f"flag_{name}": getattr(self, name) for name in self.__dataclass_fields__}
+
+    def raised(self) -> list[str]:
+        return [name for name, value in self.to_dict().items() if value]
+
+
+# How each component is written: its energy fields, and whether it has a baseline and domains.
+_SOURCE_FIELDS = ("method", "sensor", "meter", "reason")
+_WRITTEN_FIELDS = {
+    "cpu": _SOURCE_FIELDS,
+    "gpu": _SOURCE_FIELDS,
+    "global": ("method", "reason"),  # CPU + GPU: no sensor of its own
+    "wall": _SOURCE_FIELDS,
+}
+_WITH_BASELINE = ("cpu", "gpu", "wall")
+_WITH_DOMAINS = ("cpu", "gpu")
 
 
 @dataclass(frozen=True)
 class WindowMetrics:
+    """The metrics of one phase window: one ``ComponentEnergy`` per component (CPU, GPU, their
+    sum ``global_``, wall), work done, mean utilisations and flags; flat only in ``to_dict``."""
+
     phase: str
-    t_start_s: float | None
-    t_end_s: float | None
-    duration_s: float | None
-    energy_cpu_j: float | None
-    energy_cpu_method: str | None
-    energy_cpu_sensor: str | None
-    energy_cpu_meter: str | None
-    energy_cpu_reason: str | None
-    energy_gpu_j: float | None
-    energy_gpu_method: str | None
-    energy_gpu_sensor: str | None
-    energy_gpu_meter: str | None
-    energy_gpu_reason: str | None
-    energy_global_j: float | None
-    energy_global_method: str | None
-    energy_global_reason: str | None
-    energy_wall_j: float | None
-    energy_wall_method: str | None
-    energy_wall_sensor: str | None
-    energy_wall_meter: str | None
-    energy_wall_reason: str | None
-    baseline_cpu_power_w: float | None
-    baseline_gpu_power_w: float | None
-    baseline_wall_power_w: float | None
-    energy_cpu_net_j: float | None
-    energy_gpu_net_j: float | None
-    energy_global_net_j: float | None
-    energy_wall_net_j: float | None
+    t_start_s: float
+    t_end_s: float
+    duration_s: float
+    cpu: ComponentEnergy
+    gpu: ComponentEnergy
+    global_: ComponentEnergy
+    wall: ComponentEnergy
     n_requests: int | None
     new_tokens: int | None
-    energy_per_request_j: float | None
-    energy_per_token_j: float | None
-    energy_net_per_request_j: float | None
-    energy_net_per_token_j: float | None
     cpu_usage_pct: float | None
     ram_usage_pct: float | None
     gpu_usage_pct: float | None
     gpu_mem_util_pct: float | None
     gpu_mem_used_pct: float | None
-    flag_short_window: bool
-    flag_counter_wrap: bool
-    flag_counter_reset_unknown_range: bool
-    flag_negative_power: bool
-    flag_implausible_power: bool
-    flag_clock_gap: bool
-    flag_window_not_covered: bool
-    energy_cpu_domains_j: dict[str, float] = field(default_factory=dict)
-    energy_gpu_domains_j: dict[str, float] = field(default_factory=dict)
+    flags: WindowFlags
     crosscheck_j: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
-        return not any(
-            (
-                self.flag_short_window,
-                self.flag_counter_wrap,
-                self.flag_counter_reset_unknown_range,
-                self.flag_negative_power,
-                self.flag_implausible_power,
-                self.flag_clock_gap,
-                self.flag_window_not_covered,
-            )
-        )
+        return not self.flags.raised()
+
+    def component(self, name: str) -> ComponentEnergy:
+        """``cpu``, ``gpu``, ``global`` or ``wall``."""
+        return {"cpu": self.cpu, "gpu": self.gpu, "global": self.global_, "wall": self.wall}[name]
+
+    def energy_per(self, work: str, net: bool = False) -> float | None:
+        """Global energy in J (``net``: above the idle baseline) per unit of ``work``:
+        ``"request"`` (answered) or ``"token"`` (generated); None without either."""
+        count = {"request": self.n_requests, "token": self.new_tokens}[work]
+        return _div(self.global_.net_j if net else self.global_.energy_j, count)
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat, JSON-able: nested detail becomes ``name[sensor]`` keys, notes one string."""
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                stem = name.removesuffix("_j")
-                for key, sub in sorted(value.items()):
-                    out[f"{stem}_j[{key}]"] = _clean(sub)
-            elif isinstance(value, tuple):
-                out[name] = "; ".join(value)
-            else:
-                out[name] = _clean(value)
+        """Flat, JSON-able (run.json's ``metrics``, the runs table's columns): per component
+        ``energy_<c>_j`` and its fields, baselines, net energies, work, utilisations, flags, then
+        the nested detail as ``name[sensor]`` keys and the notes as one string."""
+        out: dict[str, Any] = {
+            "phase": self.phase,
+            "t_start_s": self.t_start_s,
+            "t_end_s": self.t_end_s,
+            "duration_s": self.duration_s,
+        }
+        for name, written in _WRITTEN_FIELDS.items():
+            component = self.component(name)
+            out[f"energy_{name}_j"] = component.energy_j
+            out.update({f"energy_{name}_{f}": getattr(component, f) for f in written})
+        for name in _WITH_BASELINE:
+            out[f"baseline_{name}_power_w"] = self.component(name).baseline_power_w
+        for name in _WRITTEN_FIELDS:
+            out[f"energy_{name}_net_j"] = self.component(name).net_j
+        out.update(
+            n_requests=self.n_requests,
+            new_tokens=self.new_tokens,
+            energy_per_request_j=self.energy_per("request"),
+            energy_per_token_j=self.energy_per("token"),
+            energy_net_per_request_j=self.energy_per("request", net=True),
+            energy_net_per_token_j=self.energy_per("token", net=True),
+            cpu_usage_pct=self.cpu_usage_pct,
+            ram_usage_pct=self.ram_usage_pct,
+            gpu_usage_pct=self.gpu_usage_pct,
+            gpu_mem_util_pct=self.gpu_mem_util_pct,
+            gpu_mem_used_pct=self.gpu_mem_used_pct,
+            **self.flags.to_dict(),
+        )
+        for name in _WITH_DOMAINS:
+            for sensor, energy in sorted(self.component(name).domains_j.items()):
+                out[f"energy_{name}_domains_j[{sensor}]"] = energy
+        for source, energy in sorted(self.crosscheck_j.items()):
+            out[f"crosscheck_j[{source}]"] = energy
+        out = {key: _clean(value) for key, value in out.items()}
+        out["notes"] = "; ".join(self.notes)
         out["valid"] = self.valid
         return out
 
@@ -157,14 +191,26 @@ def _clean(value: Any) -> Any:
     return value
 
 
-# -- series maths ------------------------------------------------------------------------------
-@dataclass
-class _Flags:
-    wrap: bool = False
-    reset_unknown: bool = False
-    negative: bool = False
-    implausible: bool = False
-    not_covered: bool = False
+# -- energy integration: one source over one interval ------------------------------------------
+# Integration adds to a set the names of the ``WindowFlags`` it finds raised.
+Raised = set[str]
+
+
+@dataclass(frozen=True)
+class _Interval:
+    """Where to integrate, and what power is plausible there."""
+
+    t0: float
+    t1: float
+    max_power_w: float
+    tolerance_s: float = 1e-9
+
+    def covered_by(self, t: np.ndarray) -> bool:
+        return (
+            t.size > 0
+            and t[0] <= self.t0 + self.tolerance_s
+            and t[-1] >= self.t1 - self.tolerance_s
+        )
 
 
 def _series(readings: list[Reading]) -> dict[str, tuple[np.ndarray, np.ndarray, float | None]]:
@@ -202,68 +248,48 @@ def unwrap_counter(values: np.ndarray, range_max: float | None) -> tuple[np.ndar
     return cumulative, len(wraps), unknown
 
 
-def _covers(t: np.ndarray, t0: float, t1: float, tolerance_s: float) -> bool:
-    return t.size > 0 and t[0] <= t0 + tolerance_s and t[-1] >= t1 - tolerance_s
-
-
 def _counter_energy(
-    t: np.ndarray,
-    v: np.ndarray,
-    range_max: float | None,
-    t0: float,
-    t1: float,
-    flags: _Flags,
-    max_power_w: float,
-    tolerance_s: float,
+    t: np.ndarray, v: np.ndarray, range_max: float | None, interval: _Interval, flags: Raised
 ) -> float | None:
+    t0, t1 = interval.t0, interval.t1
     if t.size < 2 or t[-1] < t0 or t[0] > t1:
         return None
-    if not _covers(t, t0, t1, tolerance_s):
-        flags.not_covered = True
+    if not interval.covered_by(t):
+        flags.add("window_not_covered")
     cumulative, _wraps, unknown = unwrap_counter(v, range_max)
     inside = (t[1:] > t0) & (t[:-1] < t1)  # steps that overlap the window
     steps = np.flatnonzero(np.diff(v) < 0)
     if any(inside[i] for i in steps):
-        flags.wrap = True
+        flags.add("counter_wrap")
         if unknown:
-            flags.reset_unknown = True
+            flags.add("counter_reset_unknown_range")
     dt = np.diff(t)
     ok = inside & (dt > 0)
     if ok.any():
         step_power = np.diff(cumulative)[ok] / dt[ok]
-        flags.implausible |= bool((step_power > max_power_w).any())
+        if (step_power > interval.max_power_w).any():
+            flags.add("implausible_power")
     return float(np.interp(t1, t, cumulative) - np.interp(t0, t, cumulative))
 
 
-def _power_energy(
-    t: np.ndarray,
-    p: np.ndarray,
-    t0: float,
-    t1: float,
-    flags: _Flags,
-    max_power_w: float,
-    tolerance_s: float,
-) -> float | None:
+def _power_energy(t: np.ndarray, p: np.ndarray, interval: _Interval, flags: Raised) -> float | None:
+    t0, t1 = interval.t0, interval.t1
     if t.size == 0 or t[-1] < t0 or t[0] > t1:
         return None
-    if not _covers(t, t0, t1, tolerance_s):
-        flags.not_covered = True
+    if not interval.covered_by(t):
+        flags.add("window_not_covered")
     inside = (t > t0) & (t < t1)
     times = np.concatenate(([t0], t[inside], [t1]))
     power = np.concatenate(([np.interp(t0, t, p)], p[inside], [np.interp(t1, t, p)]))
-    flags.negative |= bool((power < 0).any())
-    flags.implausible |= bool((power > max_power_w).any())
+    if (power < 0).any():
+        flags.add("negative_power")
+    if (power > interval.max_power_w).any():
+        flags.add("implausible_power")
     return float(np.trapezoid(power, times))
 
 
 def _source_energy(
-    timeline: Timeline,
-    source: tuple[str, str, tuple[str, ...]],
-    t0: float,
-    t1: float,
-    flags: _Flags,
-    max_power_w: float,
-    tolerance_s: float,
+    timeline: Timeline, source: Source, interval: _Interval, flags: Raised
 ) -> tuple[float, dict[str, float], str, str] | None:
     """(total J, per-sensor J, method, sensors) of one source, or None without data."""
     meter, kind, quantities = source
@@ -279,9 +305,9 @@ def _source_energy(
     domains: dict[str, float] = {}
     for sensor, (t, v, range_max) in _series(readings).items():
         if kind == "counter":
-            energy = _counter_energy(t, v, range_max, t0, t1, flags, max_power_w, tolerance_s)
+            energy = _counter_energy(t, v, range_max, interval, flags)
         else:
-            energy = _power_energy(t, v, t0, t1, flags, max_power_w, tolerance_s)
+            energy = _power_energy(t, v, interval, flags)
         if energy is None:
             return None  # one domain missing would silently under-count the component
         domains[sensor] = energy
@@ -289,27 +315,24 @@ def _source_energy(
     return sum(domains.values()), domains, method, " + ".join(sorted(domains))
 
 
-def _component(
+# -- meter choice: the first source with data is the figure, the others cross-check it ----------
+def _choose_source(
     timeline: Timeline,
-    sources: tuple[tuple[str, str, tuple[str, ...]], ...],
-    t0: float,
-    t1: float,
-    flags: _Flags,
-    max_power_w: float,
-    tolerance_s: float,
+    sources: tuple[Source, ...],
+    interval: _Interval,
+    flags: Raised,
     label: str,
     crosscheck: dict[str, float],
 ) -> ComponentEnergy:
     chosen: ComponentEnergy | None = None
     for source in sources:
-        source_flags = _Flags()
-        result = _source_energy(timeline, source, t0, t1, source_flags, max_power_w, tolerance_s)
+        source_flags: Raised = set()
+        result = _source_energy(timeline, source, interval, source_flags)
         if result is None:
             continue
         total, domains, method, sensors = result
         if chosen is None:
-            for name in ("wrap", "reset_unknown", "negative", "implausible", "not_covered"):
-                setattr(flags, name, getattr(flags, name) or getattr(source_flags, name))
+            flags |= source_flags
             chosen = ComponentEnergy(total, method, sensors, source[0], None, domains, source)
         else:
             crosscheck[f"{label}:{source[0]}:{source[1]}"] = total
@@ -324,12 +347,12 @@ def _component(
     return ComponentEnergy(None, reason=f"{label} energy unavailable: {reason}")
 
 
+# -- per-component results: idle baseline, net energy, the global sum --------------------------
 def _baseline_power(
     timeline: Timeline,
     component: ComponentEnergy,
     baseline_phases: tuple[str, ...],
     max_power_w: float,
-    tolerance_s: float,
 ) -> float | None:
     """Mean power of the component's chosen source over the baseline phases present."""
     if component.source is None:
@@ -339,14 +362,46 @@ def _baseline_power(
         bounds = timeline.phase_bounds(phase)
         if bounds is None or bounds[1] <= bounds[0]:
             continue
-        result = _source_energy(
-            timeline, component.source, *bounds, _Flags(), max_power_w, tolerance_s
-        )
+        result = _source_energy(timeline, component.source, _Interval(*bounds, max_power_w), set())
         if result is None:
             continue
         energy += result[0]
         duration += bounds[1] - bounds[0]
     return energy / duration if duration > 0 else None
+
+
+def _with_baseline(
+    timeline: Timeline,
+    component: ComponentEnergy,
+    baseline_phases: tuple[str, ...],
+    duration_s: float,
+    max_power_w: float,
+) -> ComponentEnergy:
+    baseline_w = _baseline_power(timeline, component, baseline_phases, max_power_w)
+    net_j = None
+    if component.energy_j is not None and baseline_w is not None:
+        net_j = component.energy_j - baseline_w * duration_s
+    return replace(component, baseline_power_w=baseline_w, net_j=net_j)
+
+
+def _global_energy(
+    cpu: ComponentEnergy, gpu: ComponentEnergy, nvml: MeterInfo | None
+) -> tuple[ComponentEnergy, ComponentEnergy, str | None]:
+    """(CPU + GPU, the GPU's figure, a note): the sum where both are known, CPU alone where this
+    machine has no GPU (the GPU's reason then says so), None with the missing part's reason."""
+    if gpu.energy_j is None and nvml is not None and nvml.hardware_absent:
+        gpu = replace(gpu, reason="no GPU present: " + (nvml.reason or ""))
+        if cpu.energy_j is not None:
+            note = f"global = CPU because no GPU is present ({nvml.reason})"
+            method = f"cpu {cpu.method} only: no GPU present"
+            return ComponentEnergy(cpu.energy_j, method, net_j=cpu.net_j), gpu, note
+    if cpu.energy_j is None:
+        return ComponentEnergy(None, reason=cpu.reason), gpu, None
+    if gpu.energy_j is None:
+        return ComponentEnergy(None, reason=gpu.reason), gpu, None
+    method = f"cpu {cpu.method} + gpu {gpu.method}"
+    net_j = cpu.net_j + gpu.net_j if cpu.net_j is not None and gpu.net_j is not None else None
+    return ComponentEnergy(cpu.energy_j + gpu.energy_j, method, net_j=net_j), gpu, None
 
 
 def _mean_usage(timeline: Timeline, key: str, t0: float, t1: float) -> float | None:
@@ -374,10 +429,6 @@ def _div(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _net(gross: float | None, baseline_w: float | None, duration_s: float) -> float | None:
-    return gross - baseline_w * duration_s if gross is not None and baseline_w is not None else None
-
-
 def window_metrics(
     timeline: Timeline,
     phase: str = "inference",
@@ -397,53 +448,22 @@ def window_metrics(
         raise ValueError(f"timeline has no complete {phase!r} window (start and end markers)")
     t0, t1 = bounds
     duration = t1 - t0
-    tolerance = 1e-9
-    flags = _Flags()
+    interval = _Interval(t0, t1, max_power_w)
+    flags: Raised = set()
     crosscheck: dict[str, float] = {}
     notes: list[str] = []
 
-    cpu = _component(
-        timeline, CPU_SOURCES, t0, t1, flags, max_power_w, tolerance, "cpu", crosscheck
-    )
-    gpu = _component(
-        timeline, GPU_SOURCES, t0, t1, flags, max_power_w, tolerance, "gpu", crosscheck
-    )
-    wall = _component(
-        timeline, WALL_SOURCES, t0, t1, _Flags(), max_power_w, tolerance, "wall", crosscheck
-    )
+    def component(sources: tuple[Source, ...], label: str, into: Raised) -> ComponentEnergy:
+        chosen = _choose_source(timeline, sources, interval, into, label, crosscheck)
+        return _with_baseline(timeline, chosen, baseline_phases, duration, max_power_w)
 
-    nvml_info = timeline.meter_info("nvml")
-    gpu_absent = gpu.energy_j is None and nvml_info is not None and nvml_info.hardware_absent
-    if cpu.energy_j is None:
-        energy_global = None
-        global_method = None
-        global_reason = cpu.reason
-    elif gpu.energy_j is not None:
-        energy_global = cpu.energy_j + gpu.energy_j
-        global_method = f"cpu {cpu.method} + gpu {gpu.method}"
-        global_reason = None
-    elif gpu_absent:
-        energy_global = cpu.energy_j
-        global_method = f"cpu {cpu.method} only: no GPU present"
-        global_reason = None
-        notes.append(f"global = CPU because no GPU is present ({nvml_info.reason})")
-    else:
-        energy_global = None
-        global_method = None
-        global_reason = gpu.reason
-
-    base_cpu = _baseline_power(timeline, cpu, baseline_phases, max_power_w, tolerance)
-    base_gpu = _baseline_power(timeline, gpu, baseline_phases, max_power_w, tolerance)
-    base_wall = _baseline_power(timeline, wall, baseline_phases, max_power_w, tolerance)
-    cpu_net = _net(cpu.energy_j, base_cpu, duration)
-    gpu_net = _net(gpu.energy_j, base_gpu, duration)
-    if energy_global is None:
-        global_net = None
-    elif gpu.energy_j is not None:
-        global_net = cpu_net + gpu_net if cpu_net is not None and gpu_net is not None else None
-    else:
-        global_net = cpu_net
-    if base_cpu is None and cpu.energy_j is not None:
+    cpu = component(CPU_SOURCES, "cpu", flags)
+    gpu = component(GPU_SOURCES, "gpu", flags)
+    wall = component(WALL_SOURCES, "wall", set())  # a cross-check: its flags do not count
+    total, gpu, note = _global_energy(cpu, gpu, timeline.meter_info("nvml"))
+    if note:
+        notes.append(note)
+    if cpu.baseline_power_w is None and cpu.energy_j is not None:
         notes.append(f"no baseline phase among {list(baseline_phases)}: net energy unavailable")
 
     used_periods = [
@@ -453,7 +473,7 @@ def window_metrics(
     ]
     short = duration < max([timeline.interval_s, *used_periods])
     gap = _max_gap(timeline, t0, t1) > max(gap_factor * timeline.interval_s, 0.5)
-    if flags.reset_unknown:
+    if "counter_reset_unknown_range" in flags:
         notes.append("a counter decreased without a known range; counted as a reset (lower bound)")
     if short:
         notes.append("window shorter than a sensor's update period or the sampling interval")
@@ -465,53 +485,14 @@ def window_metrics(
         t_start_s=t0,
         t_end_s=t1,
         duration_s=duration,
-        energy_cpu_j=cpu.energy_j,
-        energy_cpu_method=cpu.method,
-        energy_cpu_sensor=cpu.sensor,
-        energy_cpu_meter=cpu.meter,
-        energy_cpu_reason=cpu.reason,
-        energy_gpu_j=gpu.energy_j,
-        energy_gpu_method=gpu.method,
-        energy_gpu_sensor=gpu.sensor,
-        energy_gpu_meter=gpu.meter,
-        energy_gpu_reason=("no GPU present: " + (nvml_info.reason or ""))
-        if gpu_absent
-        else gpu.reason,
-        energy_global_j=energy_global,
-        energy_global_method=global_method,
-        energy_global_reason=global_reason,
-        energy_wall_j=wall.energy_j,
-        energy_wall_method=wall.method,
-        energy_wall_sensor=wall.sensor,
-        energy_wall_meter=wall.meter,
-        energy_wall_reason=wall.reason,
-        baseline_cpu_power_w=base_cpu,
-        baseline_gpu_power_w=base_gpu,
-        baseline_wall_power_w=base_wall,
-        energy_cpu_net_j=cpu_net,
-        energy_gpu_net_j=gpu_net,
-        energy_global_net_j=global_net,
-        energy_wall_net_j=_net(wall.energy_j, base_wall, duration),
+        cpu=cpu,
+        gpu=gpu,
+        global_=total,
+        wall=wall,
         n_requests=n_requests,
         new_tokens=new_tokens,
-        energy_per_request_j=_div(energy_global, n_requests),
-        energy_per_token_j=_div(energy_global, new_tokens),
-        energy_net_per_request_j=_div(global_net, n_requests),
-        energy_net_per_token_j=_div(global_net, new_tokens),
-        cpu_usage_pct=_mean_usage(timeline, "cpu_usage_pct", t0, t1),
-        ram_usage_pct=_mean_usage(timeline, "ram_usage_pct", t0, t1),
-        gpu_usage_pct=_mean_usage(timeline, "gpu_usage_pct", t0, t1),
-        gpu_mem_util_pct=_mean_usage(timeline, "gpu_mem_util_pct", t0, t1),
-        gpu_mem_used_pct=_mean_usage(timeline, "gpu_mem_used_pct", t0, t1),
-        flag_short_window=short,
-        flag_counter_wrap=flags.wrap,
-        flag_counter_reset_unknown_range=flags.reset_unknown,
-        flag_negative_power=flags.negative,
-        flag_implausible_power=flags.implausible,
-        flag_clock_gap=gap,
-        flag_window_not_covered=flags.not_covered,
-        energy_cpu_domains_j=cpu.domains_j,
-        energy_gpu_domains_j=gpu.domains_j,
+        **{key: _mean_usage(timeline, key, t0, t1) for key in USAGE_SOURCES},
+        flags=WindowFlags(short_window=short, clock_gap=gap, **dict.fromkeys(flags, True)),
         crosscheck_j=crosscheck,
         notes=tuple(notes),
     )

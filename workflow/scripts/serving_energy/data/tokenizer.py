@@ -1,0 +1,13 @@
+"""Loading a tokenizer saved in a folder: the prompts' counter, or the one every model and export
+folder carries. Its own module so that serving an engine needs none of the tokenizer sources'
+packages (an offline tokenizer's files, the Hub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load_tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder))

@@ -1,0 +1,44 @@
+"""The equivalence check of one serving configuration, as the workflow runs it after export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serving_energy.core.io import write_atomic_json
+from serving_energy.engines import EngineOptions, load_engine
+from serving_energy.engines.equivalence import EquivalenceResult, check_equivalence
+from serving_energy.study.vocabulary import REFERENCE_ENGINE
+
+
+def check_configuration(
+    *,
+    model: str,
+    engine: str,
+    provider: str,
+    model_dir: Path,
+    artefact_dir: Path,
+    prompts: list[str],
+    max_new_tokens: int,
+    max_mismatched_tokens: int,
+    threads: int,
+    out_path: Path,
+    options: EngineOptions | None = None,
+) -> EquivalenceResult:
+    """Compare ``engine`` with torch on the same provider; write check.json whatever the verdict.
+
+    check.json names the model, engine and provider it belongs to (nothing reads them from its
+    path), then the verdict and its detail (``EquivalenceResult``).
+
+    ``options`` must be those of the measured runs (e.g. OpenVINO's inference precision), so the
+    check judges the arithmetic that is measured; torch, the reference, always runs at fp32.
+
+    A disagreement does not fail the job: the configuration is flagged in check.json, in every
+    run's metadata and in the report, and its runs are kept apart by the analysis.
+    """
+    reference = load_engine(REFERENCE_ENGINE, provider, model_dir, None, threads)
+    candidate = load_engine(engine, provider, model_dir, artefact_dir, threads, options)
+    result = check_equivalence(
+        candidate, reference, prompts, max_new_tokens, max_mismatched_tokens=max_mismatched_tokens
+    )
+    write_atomic_json(Path(out_path), {"model": model, **result.to_dict()})
+    return result
