@@ -11,6 +11,7 @@ from serving_energy.study.rerun_forecast import forecast, summary
 from tests.helpers import load_config
 
 CONFIG = load_config("smoke.yaml")
+SMOKE_TOKENS = CONFIG["generation"]["max_new_tokens"]
 KEY = RunKey.of("tiny-gpt2", "onnx", "cpu", 1)
 
 
@@ -58,7 +59,10 @@ def test_forecast_finds_changed_settings_and_a_newer_script(tmp_path):
     changed = json.loads(json.dumps(identity()))
     changed["generation"]["max_new_tokens"] = 16
     (found,) = forecast([(KEY, record, changed)])
-    assert found.cause == "settings" and "generation.max_new_tokens: 256 -> 16" in found.detail
+    assert (
+        found.cause == "settings"
+        and f"generation.max_new_tokens: {SMOKE_TOKENS} -> 16" in found.detail
+    )
     assert forecast([(KEY, record, changed)], compare_settings=False) == []
     script = tmp_path / "measure.py"
     script.write_text("")
@@ -75,6 +79,6 @@ def test_summary_says_how_many_why_and_how_to_keep_them(tmp_path):
     changed["generation"]["max_new_tokens"] = 16
     text = summary(forecast([(KEY, record, changed)]), total_existing=3)
     assert text.startswith("1 of 3 existing measured runs will be measured again")
-    assert "generation.max_new_tokens: 256 -> 16" in text
+    assert f"generation.max_new_tokens: {SMOKE_TOKENS} -> 16" in text
     assert "results/superseded/" in text and "--rerun-triggers" in text
     assert summary([], 3) is None

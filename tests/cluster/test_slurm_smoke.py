@@ -36,7 +36,9 @@ SUBMITTED = re.compile(
     r"\(log: \S*/(?:rule|group)_(?P<rule>\w+)/(?:(?P<wildcards>[^/\s]+)/)?\d+\.log\)"
 )
 MODEL_JOBS = {"measure", "check_engine"}  # jobs that must never share the machine
-SERVER = "serving_energy.server"  # in the command line of the model server a measurement starts
+SERVER = (
+    "serving_energy.serving.server"  # in the command line of the model server a measurement starts
+)
 
 
 def readme_smoke_commands() -> list[str]:

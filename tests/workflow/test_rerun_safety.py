@@ -16,7 +16,7 @@ import polars as pl
 import psutil
 import pytest
 
-from tests.helpers import REPO, planned_jobs, start_snakemake
+from tests.helpers import REPO, load_config, planned_jobs, start_snakemake
 from tests.serving.fakes import wait_until
 
 from .conftest import SMOKE_CONFIG, smoke
@@ -64,7 +64,8 @@ def test_a_changed_measurement_setting_is_planned_and_announced_first(study):
     jobs, output = plan(study, "--config", "generation={max_new_tokens: 16}")
     assert jobs["measure"] == N_RUNS
     warning = output.index(f"{N_RUNS} of {N_RUNS} existing measured runs will be measured again")
-    assert "generation.max_new_tokens: 256 -> 16" in output
+    tokens = load_config("smoke.yaml")["generation"]["max_new_tokens"]
+    assert f"generation.max_new_tokens: {tokens} -> 16" in output
     assert "--rerun-triggers" in output and "results/superseded/" in output
     assert warning < output.index("Job stats")  # said before the plan, not buried after it
 

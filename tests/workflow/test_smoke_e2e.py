@@ -13,13 +13,14 @@ import zipfile
 import polars as pl
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, load_config
 
 from .conftest import smoke
 
 pytestmark = pytest.mark.e2e
 
 MODELS = ("tiny-gpt2", "tiny-llama")
+NEW_TOKENS = load_config("smoke.yaml")["generation"]["max_new_tokens"]
 CONFIGURATIONS = ("torch-cpu", "onnx-cpu", "openvino-cpu", "torchscript-cpu")
 REPS = (1, 2)
 RUN_COLUMNS = [
@@ -55,7 +56,7 @@ def test_every_run_has_its_contract_files(study, model, configuration):
         assert run["equivalence"]["status"] == expected
         requests = pl.read_parquet(folder / "requests.parquet")
         assert requests["status"].to_list() == ["ok"] * 6
-        assert requests["new_tokens"].to_list() == [256] * 6
+        assert requests["new_tokens"].to_list() == [NEW_TOKENS] * 6
         assert (requests["end_s"] >= requests["start_s"]).all()
         assert requests["start_s"].is_sorted()
         timeline = pl.read_parquet(folder / "timeline.parquet")
