@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, run_snakemake
+from tests.helpers import REPO, run_snakemake, start_snakemake
 
 SMOKE_CONFIG = REPO / "config" / "smoke.yaml"
 
@@ -34,3 +36,21 @@ def study_copy(study, tmp_path) -> Path:
     copy = tmp_path / "study"
     shutil.copytree(study, copy, symlinks=True)
     return copy
+
+
+@pytest.fixture
+def background_snakemake():
+    """Start Snakemake in the background; whatever the test does, nothing it started survives it
+    (each Snakemake has a session of its own; its model servers die with their jobs)."""
+    started = []
+
+    def start(*args: str):
+        process = start_snakemake(*args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -16,7 +16,7 @@ import polars as pl
 import psutil
 import pytest
 
-from tests.helpers import REPO, load_config, planned_jobs, start_snakemake
+from tests.helpers import REPO, load_config, planned_jobs
 from tests.serving.fakes import wait_until
 
 from .conftest import SMOKE_CONFIG, smoke
@@ -140,11 +140,11 @@ def servers_in(workdir: Path) -> list[psutil.Process]:
     return processes_in(workdir, "serving_energy.serving.server")
 
 
-def start_long_forced_run(workdir: Path):
+def start_long_forced_run(start, workdir: Path):
     """A forced re-measurement of RUN with long generations, waited for until mid-inference."""
     log = workdir / "results/logs/measure/tiny-gpt2/torch-cpu/rep1.log"
     log.unlink(missing_ok=True)
-    process = start_snakemake(
+    process = start(
         f"{RUN}/run.json", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--cores", "2", "--forcerun", "measure",
         "--config", "generation={max_new_tokens: 1000}", "protocol={idle_after_s: 30}",
@@ -158,9 +158,11 @@ def start_long_forced_run(workdir: Path):
     return process, server
 
 
-def test_a_measure_job_killed_mid_inference_takes_its_server_and_keeps_the_old_run(study_copy):
+def test_a_measure_job_killed_mid_inference_takes_its_server_and_keeps_the_old_run(
+    study_copy, background_snakemake
+):
     before = snapshot(study_copy / RUN)
-    snakemake, server = start_long_forced_run(study_copy)
+    snakemake, server = start_long_forced_run(background_snakemake, study_copy)
     job = server.parent()
     assert "measure.py" in " ".join(job.cmdline())
     job.send_signal(signal.SIGKILL)
@@ -172,9 +174,11 @@ def test_a_measure_job_killed_mid_inference_takes_its_server_and_keeps_the_old_r
     assert json.loads(record.read_text())["status"] == "unfinished"
 
 
-def test_killing_snakemake_stops_the_job_which_keeps_its_data_and_the_old_run(study_copy):
+def test_killing_snakemake_stops_the_job_which_keeps_its_data_and_the_old_run(
+    study_copy, background_snakemake
+):
     before = snapshot(study_copy / RUN)
-    snakemake, server = start_long_forced_run(study_copy)
+    snakemake, server = start_long_forced_run(background_snakemake, study_copy)
     snakemake.send_signal(signal.SIGKILL)
     snakemake.wait(timeout=30)
     assert wait_until(lambda: servers_in(study_copy) == [], timeout_s=30), "the server survived"
