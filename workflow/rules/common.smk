@@ -20,6 +20,7 @@ from serving_energy.study.design import (
     measurement_identity,
     run_priorities,
 )
+from serving_energy.study.geometries import resolve_standin_spec
 from serving_energy.study.vocabulary import (
     ENGINES,
     EXPORTED_ENGINES,
@@ -37,6 +38,11 @@ except ConfigError as error:
 LAYOUT = ResultsLayout()
 HUB_MODELS = sorted(alias for alias, model in config["models"].items() if "hf_id" in model)
 STANDIN_MODELS = sorted(alias for alias, model in config["models"].items() if "standin" in model)
+
+
+def standin_spec(model):
+    """A stand-in's build spec: its named geometry expanded, every default resolved."""
+    return resolve_standin_spec(config["models"][model]["standin"])
 
 
 def alternatives(values):

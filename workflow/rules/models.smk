@@ -27,7 +27,9 @@ rule build_standin:
     conda:
         "../../envs/export-torch.yaml"
     params:
-        standin=lambda wildcards: config["models"][wildcards.model]["standin"],
+        # Resolved (named geometry expanded, defaults filled in): rebuilt when what it is built
+        # from changes, not when a default moves into the config.
+        standin=lambda wildcards: standin_spec(wildcards.model),
         humaneval_sha256=config["humaneval"]["sha256"],
     script:
         "../scripts/build_standin.py"

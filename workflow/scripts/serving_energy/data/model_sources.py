@@ -74,19 +74,28 @@ def _hub_commit(hf_id: str, revision: str) -> str | None:
 
 
 def build_standin_model(standin: Mapping, out_dir: Path, humaneval_path: Path | None = None):
-    """Build the stand-in a config entry describes into ``out_dir`` (atomically)."""
-    from serving_energy.data.standins import build_standin
+    """Build the stand-in a config entry describes into ``out_dir`` (atomically).
 
+    ``standin`` is a config entry, with or without its geometry resolved
+    (``resolve_standin_spec``).
+    """
+    from serving_energy.data.standins import build_standin
+    from serving_energy.study.geometries import GEOMETRY_FIELDS, resolve_standin_spec
+
+    spec = resolve_standin_spec(dict(standin))
+    geometry = {k: spec[k] for k in GEOMETRY_FIELDS if k not in ("layers", "hidden_size", "heads")}
     with atomic_dir(Path(out_dir)) as folder:
         info = build_standin(
-            standin["architecture"],
+            spec["architecture"],
             folder,
-            n_layers=standin.get("layers", 2),
-            hidden_size=standin.get("hidden_size", 64),
-            n_heads=standin.get("heads", 4),
-            vocab_size=standin.get("vocab_size") if standin.get("tokenizer") != "gpt2" else None,
-            tokenizer=standin.get("tokenizer", "bpe-humaneval"),
-            seed=standin.get("seed", 0),
+            n_layers=spec["layers"],
+            hidden_size=spec["hidden_size"],
+            n_heads=spec["heads"],
+            tokenizer=spec["tokenizer"],
+            tokenizer_vocab_size=spec["tokenizer_vocab_size"],
+            seed=spec["seed"],
+            extra=spec["config"],
             humaneval_path=humaneval_path,
+            **geometry,
         )
     return info

@@ -101,3 +101,50 @@ def build_tokenizer(
     if kind == "bpe-humaneval":
         return train_humaneval_bpe(vocab_size or DEFAULT_BPE_VOCAB_SIZE, humaneval_path)
     raise ValueError(f"unknown tokenizer {kind!r}; expected one of {TOKENIZER_KINDS}")
+
+
+def padding_token(index: int) -> str:
+    """The text of the ``index``-th padding token: printable ASCII, so byte-level BPE decodes it."""
+    return f"<|standin_pad_{index}|>"
+
+
+def pad_tokenizer(tokenizer: PreTrainedTokenizerFast, size: int) -> PreTrainedTokenizerFast:
+    """``tokenizer`` with its BPE vocabulary extended to ``size`` entries.
+
+    A stand-in's model may have more vocabulary rows than the offline tokenizer (BLOOM's 250 880,
+    Gemma's 256 000), and a random model generates any of its ids. The new entries are added to the
+    BPE model's vocabulary without merges, so no text ever encodes to them (every encoding stays
+    as before) while every id decodes -- to its ``padding_token`` text. Unlike added tokens, they
+    cost the tokenizer no per-call matching.
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    current = len(tokenizer)
+    if size < current:
+        raise ValueError(f"cannot pad a tokenizer of {current} tokens down to {size}")
+    if size == current:
+        return tokenizer
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    if len(vocab) != current:
+        raise ValueError(
+            f"the tokenizer has {current} tokens but its BPE vocabulary {len(vocab)}: tokens added "
+            "outside the BPE model cannot be padded after"
+        )
+    if max(vocab.values()) != current - 1:
+        raise ValueError("the tokenizer's ids are not 0..n-1: cannot pad it")
+    for token_id in range(current, size):
+        vocab[padding_token(token_id - current)] = token_id
+    padded = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(state)),
+        bos_token=tokenizer.bos_token,
+        eos_token=tokenizer.eos_token,
+        unk_token=tokenizer.unk_token,
+        pad_token=tokenizer.pad_token,
+        model_input_names=list(MODEL_INPUT_NAMES),
+    )
+    if len(padded) != size:
+        raise ValueError(f"padding produced {len(padded)} tokens, not {size}")
+    return padded

@@ -46,7 +46,13 @@ def _branches(schema: Mapping, root: Mapping) -> list[Mapping]:
     schema = _resolve(schema, root)
     alternatives = schema.get("anyOf") or schema.get("oneOf")
     if alternatives:
-        return [branch for option in alternatives for branch in _branches(option, root)]
+        # Keys beside the alternatives (e.g. properties shared by every branch) hold in each.
+        shared = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+        return [
+            branch
+            for option in alternatives
+            for branch in _branches({**shared, **_resolve(option, root)}, root)
+        ]
     return [schema]
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from serving_energy.study.geometries import resolve_standin_spec
 from serving_energy.study.vocabulary import ConfigError, Configuration
 
 
@@ -60,12 +61,10 @@ def _model_problems(models: Mapping[str, Mapping]) -> list[str]:
                 "so the study can be reproduced"
             )
         if has_standin:
-            standin = model["standin"]
-            hidden, heads = standin.get("hidden_size", 64), standin.get("heads", 4)
-            if hidden % heads:
-                problems.append(
-                    f"models.{alias}.standin: hidden_size {hidden} is not divisible by heads {heads}"
-                )
+            try:
+                resolve_standin_spec(model["standin"])
+            except ValueError as error:
+                problems.append(f"models.{alias}.standin: {error}")
     return problems
 
 
