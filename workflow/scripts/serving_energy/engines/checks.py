@@ -10,6 +10,24 @@ from serving_energy.engines.equivalence import EquivalenceResult, check_equivale
 from serving_energy.study.vocabulary import REFERENCE_ENGINE
 
 
+def _logits_at_other_threads(reference, threads: int):
+    """The reference's logits with another torch thread count: another accumulation order, so
+    their difference from the reference's is torch's own fp32 noise on this model."""
+    import torch
+
+    other = 1 if threads > 1 else 2
+
+    def logits(token_ids):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(other)
+        try:
+            return reference.sequence_logits(token_ids)
+        finally:
+            torch.set_num_threads(previous)
+
+    return logits, other
+
+
 def check_configuration(
     *,
     model: str,
@@ -37,8 +55,15 @@ def check_configuration(
     """
     reference = load_engine(REFERENCE_ENGINE, provider, model_dir, None, threads)
     candidate = load_engine(engine, provider, model_dir, artefact_dir, threads, options)
+    noise_logits, other_threads = _logits_at_other_threads(reference, threads)
     result = check_equivalence(
-        candidate, reference, prompts, max_new_tokens, max_mismatched_tokens=max_mismatched_tokens
+        candidate,
+        reference,
+        prompts,
+        max_new_tokens,
+        max_mismatched_tokens=max_mismatched_tokens,
+        noise_logits=noise_logits,
+        noise_threads=(threads, other_threads),
     )
     write_atomic_json(Path(out_path), {"model": model, **result.to_dict()})
     return result

@@ -1,16 +1,27 @@
 """Equivalence check: does an engine generate what the reference (torch) generates?
 
-Greedy token ids are compared position by position; the default tolerance is zero mismatched
-tokens, so any disagreement fails the configuration. Logit differences are measured on the
+Greedy token ids are compared position by position. Three verdicts (``engines/tolerance.py``):
+``identical`` ids, a divergence on a ``near_tie`` of torch's top two logits explained by a
+difference small against the logits' scale (recorded with its margin and difference; not a
+failure), and ``failed``. ``max_mismatched_tokens`` lets a study tolerate some mismatched tokens
+beside that (default zero). Logit differences are measured on the
 reference's own greedy sequence (prompt + generated ids), with one uncached forward pass per
 engine, so both engines see identical inputs even after their tokens diverge.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from serving_energy.engines.base import Engine
+from serving_energy.engines.tolerance import (
+    FAILED,
+    IDENTICAL,
+    Divergence,
+    judge,
+    logit_scale,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,7 @@ class PromptComparison:
     first_divergence_token: int | None
     max_logit_diff: float | None
     reference_margin_at_divergence: float | None = None
+    logit_scale: float | None = None  # the largest |reference logit| compared
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,13 @@ class EquivalenceResult:
     max_logit_diff: float | None
     max_logit_diff_unavailable_reason: str | None
     max_mismatched_tokens: int  # the tolerance
-    passed: bool
+    passed: bool  # identical, a near tie, or mismatches within max_mismatched_tokens
+    verdict: str = IDENTICAL  # identical | near_tie | failed (tolerance.VERDICTS)
+    verdict_reason: str = ""
+    logit_scale: float | None = None  # the largest |reference logit| compared
+    # torch against itself at another thread count: the reference's own fp32 noise
+    noise_floor_logit_diff: float | None = None
+    noise_floor_threads: tuple[int, int] | None = None
     per_prompt: tuple[PromptComparison, ...] = ()
     # The candidate's arithmetic as it reported it: a check only vouches for runs at the same one.
     compute_precision: str | None = None
@@ -52,22 +70,36 @@ class EquivalenceResult:
 
 
 def _logit_comparison(
-    candidate: Engine, reference: Engine, token_ids: list[int], prompt_len: int, divergence
-) -> tuple[float | None, float | None]:
+    candidate: Engine,
+    reference: Engine,
+    token_ids: list[int],
+    prompt_len: int,
+    divergence,
+    noise_logits: Callable | None = None,
+) -> tuple[float | None, float | None, float | None, float | None]:
     """(max |logit difference| over the positions that predict new tokens, the reference's
-    top-1 minus top-2 logit at the first divergence) -- each None where not obtainable."""
+    top-1 minus top-2 logit at the first divergence, the logits' scale, the reference's
+    difference from ``noise_logits``, itself computed another way) -- each None where not
+    obtainable."""
     import numpy as np
 
     ref_logits = reference.sequence_logits(token_ids)
     cand_logits = candidate.sequence_logits(token_ids)
-    margin = None
-    if ref_logits is not None and divergence is not None:
-        top_two = np.sort(ref_logits[prompt_len - 1 + divergence])[-2:]
-        margin = float(top_two[1] - top_two[0])
-    if ref_logits is None or cand_logits is None:
-        return None, margin
+    margin = scale = noise = None
     predicting = slice(prompt_len - 1, len(token_ids) - 1)
-    return float(np.max(np.abs(ref_logits[predicting] - cand_logits[predicting]))), margin
+    if ref_logits is not None:
+        scale = logit_scale(ref_logits[predicting])
+        if divergence is not None:
+            top_two = np.sort(ref_logits[prompt_len - 1 + divergence])[-2:]
+            margin = float(top_two[1] - top_two[0])
+        if noise_logits is not None:
+            other = noise_logits(token_ids)
+            if other is not None:
+                noise = float(np.max(np.abs(ref_logits[predicting] - other[predicting])))
+    if ref_logits is None or cand_logits is None:
+        return None, margin, scale, noise
+    diff = float(np.max(np.abs(ref_logits[predicting] - cand_logits[predicting])))
+    return diff, margin, scale, noise
 
 
 def check_equivalence(
@@ -76,11 +108,18 @@ def check_equivalence(
     prompts: list[str],
     max_new_tokens: int,
     max_mismatched_tokens: int = 0,
+    noise_logits: Callable | None = None,
+    noise_threads: tuple[int, int] | None = None,
 ) -> EquivalenceResult:
-    """Generate every prompt in both engines and compare greedy ids (and logits where exposed)."""
+    """Generate every prompt in both engines and compare greedy ids (and logits where exposed).
+
+    ``noise_logits(token_ids)`` -- the reference's logits computed another way (torch at the
+    ``noise_threads`` other thread count) -- measures the reference's own fp32 noise.
+    """
     if not prompts:
         raise ValueError("the equivalence check needs at least one prompt")
     comparisons = []
+    noise_diffs = []
     for index, prompt in enumerate(prompts):
         ref = reference.generate(prompt, max_new_tokens)
         cand = candidate.generate(prompt, max_new_tokens)
@@ -92,9 +131,10 @@ def check_equivalence(
         pairs = list(zip(cand.new_token_ids, ref.new_token_ids, strict=True))
         divergence = next((i for i, (c, r) in enumerate(pairs) if c != r), None)
         sequence = reference.encode(prompt) + list(ref.new_token_ids)
-        max_diff, margin = _logit_comparison(
-            candidate, reference, sequence, ref.prompt_tokens, divergence
+        max_diff, margin, scale, noise = _logit_comparison(
+            candidate, reference, sequence, ref.prompt_tokens, divergence, noise_logits
         )
+        noise_diffs.append(noise)
         comparisons.append(
             PromptComparison(
                 prompt_index=index,
@@ -104,6 +144,7 @@ def check_equivalence(
                 first_divergence_token=divergence,
                 max_logit_diff=max_diff,
                 reference_margin_at_divergence=margin,
+                logit_scale=scale,
             )
         )
     n_tokens = sum(c.n_tokens for c in comparisons)
@@ -126,6 +167,19 @@ def check_equivalence(
             ),
             "an engine returned no logits",
         )
+    scales = [c.logit_scale for c in comparisons if c.logit_scale is not None]
+    scale = max(scales) if scales else 1.0
+    max_diff = max(diffs) if logits_known else None
+    verdict, reason = judge(
+        [
+            Divergence(c.reference_margin_at_divergence, c.max_logit_diff)
+            for c in comparisons
+            if c.first_divergence_token is not None
+        ],
+        max_diff,
+        scale,
+    )
+    noise_known = noise_logits is not None and all(n is not None for n in noise_diffs)
     candidate_info, reference_info = candidate.info(), reference.info()
     return EquivalenceResult(
         engine=candidate_info.engine,
@@ -140,10 +194,15 @@ def check_equivalence(
         reference_margin_at_first_divergence=(
             first_diverging.reference_margin_at_divergence if first_diverging else None
         ),
-        max_logit_diff=max(diffs) if logits_known else None,
+        max_logit_diff=max_diff,
         max_logit_diff_unavailable_reason=unavailable_reason,
         max_mismatched_tokens=max_mismatched_tokens,
-        passed=mismatched <= max_mismatched_tokens,
+        passed=verdict != FAILED or mismatched <= max_mismatched_tokens,
+        verdict=verdict,
+        verdict_reason=reason,
+        logit_scale=scale if scales else None,
+        noise_floor_logit_diff=max(noise_diffs) if noise_known else None,
+        noise_floor_threads=noise_threads if noise_known else None,
         per_prompt=tuple(comparisons),
         compute_precision=candidate_info.compute_precision,
         precision_settings=dict(candidate_info.precision_settings),

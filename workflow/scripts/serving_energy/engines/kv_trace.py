@@ -26,13 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from serving_energy.engines.tolerance import logit_scale, trace_tolerance
+
 # Long enough that the traced graph holds no length-1 special cases; short enough to trace quickly.
 TRACE_EXAMPLE_TOKENS = 8
 # Prompt lengths the export is verified at: none equals the trace example's, one is a single token.
 VERIFY_PROMPT_TOKENS = (1, 5, 17)
 VERIFY_DECODE_STEPS = 3
-# A trace that baked in a shape or position is off by O(1) logits; float reordering by ~1e-5.
-VERIFY_ATOL = 1e-3
 
 
 class TraceError(RuntimeError):
@@ -198,7 +198,7 @@ def verify_kv_module(module, model, architecture: str, device) -> TraceVerificat
 
     For each prompt length: all prefill logits, then ``VERIFY_DECODE_STEPS`` greedy decode steps fed
     the traced module's own cache. Raises ``TraceError`` when any logit differs by more than
-    ``VERIFY_ATOL`` or a cache shape differs from the eager model's.
+    ``tolerance.trace_tolerance`` of the logits' scale or a cache shape differs from the eager model's.
     """
     import torch
     from transformers.cache_utils import DynamicCache
@@ -260,10 +260,13 @@ def _compare(got, want, architecture: str, where: str) -> float:
             f"model's {tuple(want.shape)}: the trace does not generalise to this length"
         )
     diff = float((got.float() - want.float()).abs().max())
-    if not diff <= VERIFY_ATOL:  # also catches NaN
+    # Judged against the logits' size: fp32 rounding grows with them (engines/tolerance.py).
+    tolerance = trace_tolerance(logit_scale(want.float().cpu().numpy()))
+    if not diff <= tolerance:  # also catches NaN
         raise TraceError(
             f"{architecture}: traced logits differ from the eager model's by {diff:.3g} at "
-            f"{where} (tolerance {VERIFY_ATOL}): the trace does not generalise to this length"
+            f"{where} (tolerance {tolerance:.3g} for logits of this size): the trace does not "
+            "generalise to this length"
         )
     return diff
 
