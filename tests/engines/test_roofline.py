@@ -1,6 +1,7 @@
 """The roofline library on fakes: timing arithmetic with a fake clock, weight bytes from
 hand-written safetensors checkpoints. No assertion depends on how fast this machine is."""
 
+import dataclasses
 import json
 
 import pytest
@@ -120,24 +121,36 @@ def _measurement(device, kernel, gb_s):
 
 
 def test_host_calibration_round_trips_through_json(tmp_path, monkeypatch):
-    fakes = {("cpu", "sum"): 40.0, ("cpu", "gemv"): 20.0}
+    # ONNX Runtime's GEMV on one thread beats torch's sum: the bound is the best of all.
+    fakes = {("sum", 2): 40.0, ("gemv", 2): 20.0, ("ort_gemv", 1): 43.0}
+    monkeypatch.setattr(roofline, "available_cpu_kernels", lambda: roofline.KERNELS)
     monkeypatch.setattr(
         roofline,
         "measure_cpu_read_bandwidth",
-        lambda threads, kernel: _measurement("cpu", kernel, fakes["cpu", kernel]),
+        lambda threads, kernel: dataclasses.replace(
+            _measurement("cpu", kernel, fakes.get((kernel, threads), 10.0)), threads=threads
+        ),
     )
     calibration = roofline.calibrate_host(2, cuda=False)
-    assert calibration.cpu_read_bandwidth_gb_s == 40.0
+    assert calibration.cpu_read_bandwidth_gb_s == 43.0
+    assert calibration.cpu_bound_kernel == "ort_gemv@1"
     assert calibration.cpu_gemv_bandwidth_gb_s == 20.0
+    assert len(calibration.measurements) == len(roofline.KERNELS) * 2  # threads 1 and 2
     assert calibration.cuda_read_bandwidth_gb_s is None and calibration.threads == 2
     roofline.write_host_bandwidth(calibration, tmp_path / "bandwidth.json")
-    assert json.loads((tmp_path / "bandwidth.json").read_text())["cpu_read_bandwidth_gb_s"] == 40
+    assert json.loads((tmp_path / "bandwidth.json").read_text())["cpu_read_bandwidth_gb_s"] == 43
     assert roofline.read_host_bandwidth(tmp_path / "bandwidth.json") == calibration
-    assert calibration.read_bandwidth_gb_s("cpu") == 40.0
+    assert calibration.read_bandwidth_gb_s("cpu") == 43.0
     with pytest.raises(ValueError, match="without a CUDA device"):
         calibration.read_bandwidth_gb_s("cuda")
     with pytest.raises(ValueError, match="'tpu'"):
         calibration.read_bandwidth_gb_s("tpu")
+
+
+def test_thread_counts_reach_the_engines_own():
+    assert roofline.thread_counts(1) == (1,)
+    assert roofline.thread_counts(2) == (1, 2)
+    assert roofline.thread_counts(6) == (1, 2, 4, 6)
 
 
 def test_host_calibration_with_a_gpu_uses_its_own_bandwidth():

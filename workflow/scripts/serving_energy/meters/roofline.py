@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 GB = 1e9
-KERNELS = ("gemv", "sum")
-DEFAULT_CPU_BUFFER_BYTES = 512 * 2**20
+KERNELS = ("gemv", "sum", "ort_gemv")
+# Kernels a GPU calibration runs (ONNX Runtime's is a CPU session here).
+CUDA_KERNELS = ("gemv", "sum")
+DEFAULT_CPU_BUFFER_BYTES = 1024 * 2**20
 DEFAULT_CUDA_BUFFER_BYTES = 2 * 2**30
 # A buffer below this multiple of the last-level cache would partly be read from the cache.
 MIN_BUFFER_TO_LLC = 4
@@ -80,9 +82,12 @@ class BandwidthMeasurement:
 class HostBandwidth:
     """A host's calibration: what the measure job caches per host and every run refers to.
 
-    ``*_read_bandwidth_gb_s`` (a sum over the buffer) is the bound: what the memory delivers to
-    these threads. ``*_gemv_bandwidth_gb_s`` is what torch's fp32 GEMV, decoding's kernel, reaches
-    on the same buffer; an engine can only beat it with a better kernel, never the read bound.
+    ``*_read_bandwidth_gb_s`` is the bound: the best read rate any calibration kernel reached
+    (torch's sum and GEMV, ONNX Runtime's MatMul GEMV where installed) at any thread count up to
+    the engines' (``bound_kernel`` says which), from its fastest repeat. A single kernel is not a
+    bound: torch's sum (32 GB/s here) was beaten by ONNX Runtime's decoding (about 34 GB/s) at
+    the paper's scale. ``*_gemv_bandwidth_gb_s`` is what torch's fp32 GEMV, decoding's kernel,
+    reaches (median). A run above the bound is flagged (``roofline_above_bound``).
     """
 
     host: str
@@ -93,6 +98,7 @@ class HostBandwidth:
     cuda_read_bandwidth_gb_s: float | None  # None without a CUDA device
     cuda_gemv_bandwidth_gb_s: float | None
     measurements: tuple[BandwidthMeasurement, ...]
+    cpu_bound_kernel: str | None = None  # "kernel@threads" of the CPU bound (None: older record)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,10 +205,49 @@ def _check_buffer(buffer_bytes: int, llc_bytes: int | None, kernel: str) -> None
         )
 
 
-def _read_kernel(kernel: str, buffer_bytes: int, device: str):
+def _ort_gemv_kernel(buffer_bytes: int, threads: int):
+    """ONNX Runtime's MatMul of a [1, K] vector by a [K, N] fp32 matrix: an engine's own GEMV."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rows = 4096
+    cols = buffer_bytes // 4 // rows
+    weights = np.ones((rows, cols), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "gemv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cols])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    vector = np.ones((1, rows), dtype=np.float32)
+    return (lambda: session.run(None, {"x": vector})), weights.nbytes
+
+
+def available_cpu_kernels() -> tuple[str, ...]:
+    """The calibration kernels this environment can run (ONNX Runtime's needs onnxruntime)."""
+    import importlib.util
+
+    has_ort = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))
+    return tuple(k for k in KERNELS if k != "ort_gemv" or has_ort)
+
+
+def _read_kernel(kernel: str, buffer_bytes: int, device: str, threads: int = 1):
     """A callable that reads ``buffer_bytes`` of fp32 once (and the bytes it really reads)."""
     import torch
 
+    if kernel == "ort_gemv":
+        if device != "cpu":
+            raise ValueError("the ort_gemv calibration kernel runs on the CPU only")
+        return _ort_gemv_kernel(buffer_bytes, threads)
     n_floats = buffer_bytes // 4
     if kernel == "sum":
         buffer = torch.ones(n_floats, dtype=torch.float32, device=device)
@@ -235,7 +280,7 @@ def measure_cpu_read_bandwidth(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        read_once, bytes_read = _read_kernel(kernel, buffer_bytes, "cpu")
+        read_once, bytes_read = _read_kernel(kernel, buffer_bytes, "cpu", threads)
         with torch.inference_mode():
             durations = time_repeats(read_once, repeats)
     finally:
@@ -280,15 +325,31 @@ def measure_cuda_read_bandwidth(
     )
 
 
+def thread_counts(threads: int) -> tuple[int, ...]:
+    """The thread counts a calibration tries: 1, powers of two, and the engines' own count."""
+    counts = {threads}
+    count = 1
+    while count < threads:
+        counts.add(count)
+        count *= 2
+    return tuple(sorted(counts))
+
+
 def calibrate_host(threads: int, *, cuda: bool | None = None) -> HostBandwidth:
-    """Measure the CPU with ``threads`` threads (and the first CUDA device; ``cuda=None`` means
-    "if there is one"), with both kernels."""
+    """Measure the CPU with every available kernel at every ``thread_counts(threads)`` (and the
+    first CUDA device; ``cuda=None`` means "if there is one"); the bound is the best of them."""
     import torch
 
-    cpu = {kernel: measure_cpu_read_bandwidth(threads, kernel=kernel) for kernel in KERNELS}
+    cpu = [
+        measure_cpu_read_bandwidth(count, kernel=kernel)
+        for kernel in available_cpu_kernels()
+        for count in thread_counts(threads)
+    ]
+    best = max(cpu, key=lambda m: m.max_read_bandwidth_gb_s)
+    torch_gemv = next(m for m in cpu if m.kernel == "gemv" and m.threads == threads)
     use_cuda = torch.cuda.is_available() if cuda is None else cuda
     gpu = (
-        {kernel: measure_cuda_read_bandwidth(kernel=kernel) for kernel in KERNELS}
+        {kernel: measure_cuda_read_bandwidth(kernel=kernel) for kernel in CUDA_KERNELS}
         if use_cuda
         else {}
     )
@@ -296,11 +357,14 @@ def calibrate_host(threads: int, *, cuda: bool | None = None) -> HostBandwidth:
         host=platform.node(),
         measured_at=datetime.now(UTC).isoformat(),
         threads=threads,
-        cpu_read_bandwidth_gb_s=cpu["sum"].read_bandwidth_gb_s,
-        cpu_gemv_bandwidth_gb_s=cpu["gemv"].read_bandwidth_gb_s,
-        cuda_read_bandwidth_gb_s=gpu["sum"].read_bandwidth_gb_s if gpu else None,
+        cpu_read_bandwidth_gb_s=best.max_read_bandwidth_gb_s,
+        cpu_gemv_bandwidth_gb_s=torch_gemv.read_bandwidth_gb_s,
+        cuda_read_bandwidth_gb_s=(
+            max(m.max_read_bandwidth_gb_s for m in gpu.values()) if gpu else None
+        ),
         cuda_gemv_bandwidth_gb_s=gpu["gemv"].read_bandwidth_gb_s if gpu else None,
-        measurements=(*cpu.values(), *gpu.values()),
+        measurements=(*cpu, *gpu.values()),
+        cpu_bound_kernel=f"{best.kernel}@{best.threads}",
     )
 
 
@@ -472,7 +536,10 @@ def load_or_calibrate_host(path: Path, threads: int, cuda: bool) -> HostBandwidt
     path = Path(path)
     if path.is_file():
         calibration = read_host_bandwidth(path)
-        if not cuda or calibration.cuda_read_bandwidth_gb_s is not None:
+        # A record without a bound kernel is from the single-kernel calibration, which an
+        # engine could exceed: measured again.
+        current = calibration.cpu_bound_kernel is not None
+        if current and (not cuda or calibration.cuda_read_bandwidth_gb_s is not None):
             return calibration
     calibration = calibrate_host(threads, cuda=cuda or None)
     write_host_bandwidth(calibration, path)
@@ -510,6 +577,8 @@ def run_roofline(
         "roofline_weight_bytes_per_token": point.bytes_per_token,
         "roofline_bound_tokens_per_s": point.bound_tokens_per_s,
         "roofline_fraction": point.fraction_of_bound,
+        # Above 1 the calibration did not bound this engine: the fraction means nothing there.
+        "roofline_above_bound": point.fraction_of_bound > 1.0,
         "roofline_compute_precision": compute_precision or "f32",
         "roofline_calibrated_at": bandwidth.measured_at,
     }

@@ -440,7 +440,7 @@ def _roofline(inputs: RunInputs, health: Mapping, provider: str, metrics, bandwi
     if isinstance(bandwidth, str):
         return {"reason": bandwidth}
     try:
-        return run_roofline(
+        point = run_roofline(
             inputs.model_dir,
             (health.get("engine_info") or {}).get("compute_precision"),
             provider,
@@ -450,6 +450,16 @@ def _roofline(inputs: RunInputs, health: Mapping, provider: str, metrics, bandwi
         )
     except Exception as error:
         return {"reason": f"{type(error).__name__}: {error}"}
+    if point["roofline_above_bound"]:
+        logger.warning(
+            "decoding at %.3g tokens/s is %.3f of its bound (%.3g tokens/s at %.1f GB/s): the "
+            "host calibration did not bound this engine; its roofline fraction means nothing",
+            point["tokens_per_s"],
+            point["roofline_fraction"],
+            point["roofline_bound_tokens_per_s"],
+            point["roofline_read_bandwidth_gb_s"],
+        )
+    return point
 
 
 def _validity(
