@@ -1,5 +1,6 @@
 import os
 import re
+import time
 import sys
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from snakemake.settings.types import ExecMode, RerunTrigger
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+from serving_energy.core.failures import failure_summary
 from serving_energy.data.dataset import expected_prompt_count
 from serving_energy.study.layout import ResultsLayout, RunKey
 from serving_energy.core.machine import gpu_present
@@ -20,6 +22,7 @@ from serving_energy.study.design import (
     measurement_identity,
     run_priorities,
 )
+from serving_energy.study.footprint import estimate_parameters, job_memory_mb
 from serving_energy.study.geometries import resolve_standin_spec
 from serving_energy.study.vocabulary import (
     ENGINES,
@@ -35,7 +38,16 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 
+# On this machine (not a cluster), jobs together may hold at most its memory unless
+# --resources mem_mb=... says otherwise: two 11 GB exports must not start side by side on 24 GB.
+if not workflow.non_local_exec and "mem_mb" not in workflow.global_resources:
+    import psutil
+
+    workflow.register_resource("mem_mb", int(psutil.virtual_memory().total / 1e6))
+
 LAYOUT = ResultsLayout()
+# Job logs written after this are this invocation's (the failure summary lists the failed ones).
+INVOCATION_STARTED_S = time.time() - 1
 HUB_MODELS = sorted(alias for alias, model in config["models"].items() if "hf_id" in model)
 STANDIN_MODELS = sorted(alias for alias, model in config["models"].items() if "standin" in model)
 
@@ -43,6 +55,25 @@ STANDIN_MODELS = sorted(alias for alias, model in config["models"].items() if "s
 def standin_spec(model):
     """A stand-in's build spec: its named geometry expanded, every default resolved."""
     return resolve_standin_spec(config["models"][model]["standin"])
+
+
+def model_parameters(model):
+    """A model's parameters before it exists: a stand-in's from its geometry, a Hub model's from
+    its config's `parameters:` (None where the config does not say)."""
+    entry = config["models"][model]
+    if "standin" in entry:
+        return estimate_parameters(standin_spec(model))
+    return entry.get("parameters")
+
+
+def job_mem_mb(stage):
+    """resources: mem_mb of a job that holds a model, from the model's size (study/footprint.py):
+    Snakemake starts together only jobs whose needs fit its mem_mb limit."""
+
+    def need(wildcards):
+        return job_memory_mb(stage, model_parameters(wildcards.model) or 0)
+
+    return need
 
 
 def alternatives(values):
@@ -347,3 +378,8 @@ def warn_about_remeasurement():
     message = summary(found, len(existing))
     if message:
         logger.warning(f"WARNING: {message}")
+
+
+onerror:
+    # One failed job does not stop the others (keep-going); say at the end what failed, and where.
+    logger.error(failure_summary(Path("results/logs"), INVOCATION_STARTED_S, log))

@@ -15,6 +15,7 @@ rule measure:
     threads: machine_cores
     resources:
         machine=1,
+        mem_mb=job_mem_mb("measure"),
     params:
         identity=measure_identity,
     script:

@@ -26,6 +26,8 @@ rule build_standin:
         model=alternatives(STANDIN_MODELS),
     conda:
         "../../envs/export-torch.yaml"
+    resources:
+        mem_mb=job_mem_mb("build_standin"),
     params:
         # Resolved (named geometry expanded, defaults filled in): rebuilt when what it is built
         # from changes, not when a default moves into the config.
@@ -44,6 +46,8 @@ rule export_onnx:
         "results/logs/export/{model}/onnx.log",
     conda:
         "../../envs/export-onnx.yaml"
+    resources:
+        mem_mb=job_mem_mb("export_onnx"),
     script:
         "../scripts/export_onnx.py"
 
@@ -57,6 +61,8 @@ rule export_openvino:
         "results/logs/export/{model}/openvino.log",
     conda:
         "../../envs/export-openvino.yaml"
+    resources:
+        mem_mb=job_mem_mb("export_openvino"),
     params:
         weight_format=config["export"]["openvino_weight_format"],
     script:
@@ -72,6 +78,8 @@ rule export_torchscript:
         "results/logs/export/{model}/torchscript-{provider}.log",
     conda:
         "../../envs/export-torch.yaml"
+    resources:
+        mem_mb=job_mem_mb("export_torchscript"),
     script:
         "../scripts/export_torchscript.py"
 
@@ -91,6 +99,8 @@ rule check_engine:
     conda:
         serving_env
     threads: machine_cores
+    resources:
+        mem_mb=job_mem_mb("check_engine"),
     params:
         expected_prompts=expected_prompt_count(config["prompts"]["limit"]),
         n_prompts=config["equivalence"]["prompts"],

@@ -7,8 +7,11 @@ from serving_energy.data.dataset import verified_prompts
 from serving_energy.data.manifest import verify_manifest
 from serving_energy.engines import EngineOptions
 from serving_energy.engines.checks import check_configuration
+from serving_energy.study.footprint import check_fits_machine
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    # A job that cannot fit this machine fails now, naming its need, not by the OOM killer.
+    check_fits_machine(snakemake.rule, snakemake.resources.mem_mb, snakemake.wildcards.model)  # noqa: F821
     params = snakemake.params  # noqa: F821
     wildcards = snakemake.wildcards  # noqa: F821
     inputs = snakemake.input  # noqa: F821

@@ -9,9 +9,12 @@ from serving_energy.serving.protocol import RunInputs, RunLogs, measure_run
 from serving_energy.serving.run_settings import RunSettings
 from serving_energy.serving.validity import ValidityThresholds
 from serving_energy.study.design import run_provenance
+from serving_energy.study.footprint import check_fits_machine
 from serving_energy.study.layout import ResultsLayout
 
 with log_to(snakemake.log[0]) as log, interruptible(), ParentWatchdog():
+    # A job that cannot fit this machine fails now, naming its need, not by the OOM killer.
+    check_fits_machine(snakemake.rule, snakemake.resources.mem_mb, snakemake.wildcards.model)  # noqa: F821
     inputs, config = snakemake.input, snakemake.config
     settings = RunSettings.from_identity(snakemake.params.identity, config["protocol"])
     key = settings.key

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from serving_energy.core import progress
+from serving_energy.core.failures import FAILED_MARK
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -52,7 +53,7 @@ def log_to(path: str | Path, name: str = "serving_energy") -> Iterator[logging.L
         raise
     except BaseException as error:
         logger.removeHandler(console_handler)  # the traceback goes to the log only
-        logger.exception("job failed")
+        logger.exception(FAILED_MARK)  # the failure summary finds failed jobs by it
         first_line = (str(error).strip().splitlines() or [""])[0]
         console.write(f"ERROR {type(error).__name__}: {first_line} (full log: {path})\n")
         # Exit without Python printing the traceback a second time; the job still fails.

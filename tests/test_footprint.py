@@ -1,0 +1,35 @@
+import pytest
+
+from serving_energy.data.standins import count_parameters, standin_config
+from serving_energy.study.footprint import (
+    WEIGHT_COPIES,
+    check_fits,
+    estimate_parameters,
+    job_memory_mb,
+)
+from serving_energy.study.geometries import GEOMETRIES, SPEC_FIELDS, resolve_standin_spec
+
+
+@pytest.mark.parametrize("alias", sorted(GEOMETRIES))
+def test_the_shape_count_is_within_a_percent_of_the_built_model(alias):
+    spec = resolve_standin_spec({"geometry": alias})
+    geometry = {k: v for k, v in spec.items() if k not in SPEC_FIELDS}
+    config = standin_config(
+        spec["architecture"], geometry, vocab_size=spec["vocab_size"], extra=spec["config"]
+    )
+    assert estimate_parameters(spec) == pytest.approx(count_parameters(config), rel=0.01)
+
+
+def test_a_3b_job_needs_what_was_measured_and_fits_24_gb():
+    parameters = 2_650_000_000  # measured: 10.6 GB of fp32; export peak 11.4 GB, runs ~10.5 GB
+    assert 11_400 <= job_memory_mb("export_onnx", parameters) <= 14_500
+    assert 10_500 <= job_memory_mb("measure", parameters) <= 14_500
+    for stage in WEIGHT_COPIES:
+        check_fits(stage, job_memory_mb(stage, parameters), 24_000, "stablecode-3b")
+
+
+def test_a_job_that_cannot_fit_names_its_need():
+    with pytest.raises(MemoryError, match=r"needs about 21\.0 GB .* has 16\.0 GB"):
+        check_fits("export_torchscript", 21_000, 16_000, "phi-2")
+    with pytest.raises(ValueError, match="stage"):
+        job_memory_mb("nonsense", 1)

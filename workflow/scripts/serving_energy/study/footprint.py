@@ -1,0 +1,72 @@
+"""How much memory a job that holds a model needs, known before anything is built or downloaded.
+
+Measured at the paper's scale (docs/paper-scale.md, FACTS.md): an fp32 model of 2.65 B parameters
+is 10.6 GB; its ONNX export peaked at 11.4 GB, each check and run held about 10.5 GB. So a job's
+need is a multiple of the fp32 weights plus the interpreter and libraries. The multiples below
+are per stage and err high: a job that declares its need lets Snakemake never start jobs that do
+not fit together, and a job that cannot fit the machine at all fails at once, naming the need,
+instead of being killed by the kernel an hour in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+BYTES_PER_FP32 = 4
+# Python, torch, transformers and an engine's runtime, before any weight (measured ~1 GB).
+BASE_MB = 1500
+# Copies of the fp32 weights a stage holds at its peak.
+WEIGHT_COPIES = {
+    "build_standin": 1.2,  # the model, and safetensors' buffer while saving
+    "export_onnx": 1.2,  # 11.4 GB for 10.6 GB of weights at 2.65 B
+    "export_openvino": 1.5,  # the torch model while the IR is converted and written
+    "export_torchscript": 2.0,  # the eager model and the reloaded trace it is verified against
+    # torch (the reference) and the engine side by side; measured 10.5 GB at 2.65 B (their
+    # weights are memory-mapped from the same files), so 1.3 leaves room for an engine that copies
+    "check_engine": 1.3,
+    "measure": 1.2,  # one engine in the server
+}
+
+
+def estimate_parameters(spec: Mapping[str, Any]) -> int:
+    """Parameters of a resolved stand-in spec (``geometries.resolve_standin_spec``), counted from
+    its shapes: within 1 % of the meta-device count for the twelve paper geometries."""
+    hidden, layers, heads = spec["hidden_size"], spec["layers"], spec["heads"]
+    kv_heads, head_dim = spec["kv_heads"], spec["head_dim"]
+    vocab = spec["vocab_size"] or 50257
+    mlp_matrices = 3 if spec["architecture"] in ("llama", "gemma") else 2
+    attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
+    per_layer = attention + mlp_matrices * hidden * spec["intermediate_size"]
+    embeddings = vocab * hidden * (1 if spec["tied_embeddings"] else 2)
+    learned_positions = spec["architecture"] in ("gpt2", "gpt_bigcode")
+    positions = spec["max_positions"] * hidden if learned_positions else 0
+    return layers * per_layer + embeddings + positions
+
+
+def job_memory_mb(stage: str, parameters: int) -> int:
+    """The memory (MB, 10^6 bytes) a ``stage`` job needs for a model of ``parameters``."""
+    if stage not in WEIGHT_COPIES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(WEIGHT_COPIES)}")
+    if parameters < 0:
+        raise ValueError(f"parameters must be >= 0, got {parameters}")
+    weights_mb = parameters * BYTES_PER_FP32 / 1e6
+    return int(BASE_MB + WEIGHT_COPIES[stage] * weights_mb)
+
+
+def check_fits(stage: str, need_mb: int, total_mb: int, what: str) -> None:
+    """Raise MemoryError naming the need when a job cannot fit this machine's memory at all."""
+    if need_mb > total_mb:
+        raise MemoryError(
+            f"{stage} of {what} needs about {need_mb / 1000:.1f} GB of memory and this machine "
+            f"has {total_mb / 1000:.1f} GB: it cannot run here (a larger machine, a smaller "
+            "precision, or another model)"
+        )
+
+
+def check_fits_machine(stage: str, need_mb: int | None, what: str) -> None:
+    """``check_fits`` against this machine's total memory (a job's first step)."""
+    import psutil
+
+    if need_mb:
+        check_fits(stage, int(need_mb), int(psutil.virtual_memory().total / 1e6), what)
