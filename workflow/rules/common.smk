@@ -22,7 +22,11 @@ from serving_energy.study.design import (
     measurement_identity,
     run_priorities,
 )
-from serving_energy.study.footprint import estimate_parameters, job_memory_mb
+from serving_energy.study.footprint import (
+    estimate_parameters,
+    job_memory_mb,
+    machine_memory_mb,
+)
 from serving_energy.study.geometries import resolve_standin_spec
 from serving_energy.study.vocabulary import (
     ENGINES,
@@ -41,9 +45,8 @@ except ConfigError as error:
 # On this machine (not a cluster), jobs together may hold at most its memory unless
 # --resources mem_mb=... says otherwise: two 11 GB exports must not start side by side on 24 GB.
 if not workflow.non_local_exec and "mem_mb" not in workflow.global_resources:
-    import psutil
-
-    workflow.register_resource("mem_mb", int(psutil.virtual_memory().total / 1e6))
+    if machine_memory_mb():
+        workflow.register_resource("mem_mb", machine_memory_mb())
 
 LAYOUT = ResultsLayout()
 # Job logs written after this are this invocation's (the failure summary lists the failed ones).

@@ -64,9 +64,18 @@ def check_fits(stage: str, need_mb: int, total_mb: int, what: str) -> None:
         )
 
 
+def machine_memory_mb() -> int | None:
+    """This machine's physical memory in MB (None where the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def check_fits_machine(stage: str, need_mb: int | None, what: str) -> None:
     """``check_fits`` against this machine's total memory (a job's first step)."""
-    import psutil
-
-    if need_mb:
-        check_fits(stage, int(need_mb), int(psutil.virtual_memory().total / 1e6), what)
+    total_mb = machine_memory_mb()
+    if need_mb and total_mb:
+        check_fits(stage, int(need_mb), total_mb, what)
