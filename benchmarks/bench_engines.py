@@ -40,7 +40,7 @@ from serving_energy.study.vocabulary import ENGINES  # noqa: E402 (after sys.pat
 
 # codeparrot-small: GPT-2 architecture, 12 x 768, 12 heads, vocabulary 32 768. The offline BPE has
 # fewer tokens, so the model's vocabulary is set to 32 768 on its own: the embedding and the output
-# head have codeparrot-small's size, ids the tokenizer lacks decode to nothing.
+# head have codeparrot-small's size; the tokenizer is padded so every id decodes.
 MODEL_NAME = "gpt2-12x768-v32768"
 GEOMETRY = {
     "n_layers": 12,
@@ -48,7 +48,7 @@ GEOMETRY = {
     "n_heads": 12,
     "tokenizer": "bpe-humaneval",
     "seed": 0,
-    "extra": {"vocab_size": 32768},
+    "vocab_size": 32768,
 }
 
 

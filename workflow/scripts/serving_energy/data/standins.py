@@ -184,7 +184,7 @@ def build_standin(
         **geometry,
     )
     tok = build_tokenizer(tokenizer, tokenizer_vocab_size, humaneval_path)
-    model_vocab = vocab_size or extra.pop("vocab_size", None) or len(tok)
+    model_vocab = vocab_size or len(tok)
     if model_vocab < len(tok):
         raise ValueError(
             f"vocab_size {model_vocab} is smaller than the {tokenizer!r} tokenizer's {len(tok)} "

@@ -13,7 +13,7 @@ A config names one with ``standin: {geometry: <name>}``; fields given beside it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -393,26 +393,16 @@ GEOMETRIES: dict[str, PublishedGeometry] = {
         "architecture; the instruct card: '3 billion parameter'): 2,796,431,360 parameters",
         config_source=_HUB.format("stabilityai/stablecode-instruct-alpha-3b"),
     ),
-    "stablecode-3b-completion": PublishedGeometry(
-        architecture="gpt_neox",
-        layers=32,
-        hidden_size=2560,
-        heads=32,
-        kv_heads=32,
-        intermediate_size=10240,
-        vocab_size=49152,
-        max_positions=4096,
-        tied_embeddings=False,
-        rotary_fraction=0.25,
-        config={"use_parallel_residual": True},
-        published_parameters=2_796_431_360,
-        # The card's 2,796,431,360 is 0.98 % above what this config and the 6.08 GB fp16
-        # checkpoint hold (2,769,310,720); litgpt's config.py vendors this config.json.
-        parameters_source="model card stabilityai/stablecode-completion-alpha-3b-4k, Model "
-        "Architecture table: 2,796,431,360 parameters",
-        config_source=_HUB.format("stabilityai/stablecode-completion-alpha-3b-4k"),
-    ),
 }
+# The completion model has the instruct model's architecture; only the card it cites differs.
+# The card's 2,796,431,360 is 0.98 % above what this config and the 6.08 GB fp16 checkpoint hold
+# (2,769,310,720); litgpt's config.py vendors this config.json.
+GEOMETRIES["stablecode-3b-completion"] = replace(
+    GEOMETRIES["stablecode-3b"],
+    parameters_source="model card stabilityai/stablecode-completion-alpha-3b-4k, Model "
+    "Architecture table: 2,796,431,360 parameters",
+    config_source=_HUB.format("stabilityai/stablecode-completion-alpha-3b-4k"),
+)
 
 
 def geometry(name: str) -> PublishedGeometry:
