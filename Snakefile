@@ -25,6 +25,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/plan.smk"
 
 
 rule all:

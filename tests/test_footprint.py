@@ -33,3 +33,21 @@ def test_a_job_that_cannot_fit_names_its_need():
         check_fits("export_torchscript", 21_000, 16_000, "phi-2")
     with pytest.raises(ValueError, match="stage"):
         job_memory_mb("nonsense", 1)
+
+
+def test_a_standin_without_its_own_vocabulary_has_its_tokenizers():
+    from serving_energy.data import tokenizers_offline
+    from serving_energy.study import footprint
+
+    assert footprint.DEFAULT_BPE_VOCAB_SIZE == tokenizers_offline.DEFAULT_BPE_VOCAB_SIZE
+    small = resolve_standin_spec(
+        {
+            "architecture": "gpt2",
+            "layers": 2,
+            "hidden_size": 64,
+            "heads": 4,
+            "tokenizer": "bpe-humaneval",
+        }
+    )
+    gpt2 = {**small, "tokenizer": "gpt2"}
+    assert estimate_parameters(gpt2) - estimate_parameters(small) == (50257 - 4096) * 64

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from serving_energy.study.design import apply_cuda_policy, check_config, run_priorities
+from serving_energy.study.design import (
+    apply_cuda_policy,
+    check_config,
+    model_priorities,
+    run_priorities,
+)
 from serving_energy.study.vocabulary import ConfigError, Configuration
 
 CPU = [Configuration(e, "cpu") for e in ("torch", "onnx", "openvino", "torchscript")]
@@ -35,6 +40,23 @@ def test_run_order_is_a_seeded_permutation():
     assert random_order != run_priorities(runs, "random", seed=2)
     fixed = run_priorities(runs, "fixed", seed=1)
     assert sorted(runs, key=fixed.get, reverse=True) == runs
+
+
+def test_by_model_order_finishes_each_model_before_the_next():
+    runs = [(m, c.id, r) for m in ("b", "a", "c") for c in CPU for r in (1, 2, 3)]
+    by_model = run_priorities(runs, "by_model", seed=1)
+    ordered = sorted(runs, key=by_model.get, reverse=True)
+    assert [model for model, _, _ in ordered] == sorted(
+        (model for model, _, _ in runs), key="bac".index
+    )
+    assert [run for run in ordered if run[0] == "b"] != [run for run in runs if run[0] == "b"]
+    models = model_priorities(by_model, "by_model")
+    # A model's exports outrank every job of the models after it.
+    assert models["b"] > max(p for run, p in by_model.items() if run[0] != "b")
+    assert models["a"] > max(p for run, p in by_model.items() if run[0] == "c")
+    assert model_priorities(run_priorities(runs, "random", seed=1), "random") == {}
+    with pytest.raises(ConfigError, match="by_model"):
+        run_priorities(runs, "sorted", seed=1)
 
 
 def test_check_config_lists_every_problem():

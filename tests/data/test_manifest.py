@@ -9,6 +9,7 @@ import pytest
 from serving_energy.data.manifest import (
     MANIFEST_NAME,
     ManifestError,
+    tree_sha256,
     verify_manifest,
     write_manifest,
 )
@@ -64,3 +65,25 @@ def test_a_folder_without_manifest_gets_one_and_says_so(folder):
     assert "trust on first use" in verify_manifest(folder)
     assert (folder / MANIFEST_NAME).is_file()
     assert verify_manifest(folder) == "verified: 3 files"
+
+
+def test_the_tree_digest_names_the_content_not_the_copy(folder, tmp_path):
+    """A run records one SHA-256 per loaded folder: the same files made again (new times) give
+    the same digest, any changed byte or name another."""
+    digest = tree_sha256(folder)
+    assert len(digest) == 64
+    again = tmp_path / "again"
+    (again / "sub").mkdir(parents=True)
+    (again / "model.safetensors").write_bytes(b"\x01" * 1000)
+    (again / "config.json").write_text("{}")
+    (again / "sub" / "tokenizer.json").write_text("{}")
+    os.utime(again / "config.json", ns=(1, 1))
+    write_manifest(again)
+    assert tree_sha256(again) == digest
+    (again / "config.json").write_text("[]")
+    write_manifest(again)
+    assert tree_sha256(again) != digest
+    (again / "sub" / "tokenizer.json").rename(again / "tokenizer.json")
+    (again / "config.json").write_text("{}")
+    write_manifest(again)
+    assert tree_sha256(again) != digest

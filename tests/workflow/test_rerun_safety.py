@@ -51,12 +51,18 @@ def plan(workdir: Path, *args: str) -> tuple[dict[str, int], str]:
         ("--config", "study={description: another description}"),
         ("--cores", "1"),
         ("--config", "protocol={request_timeout_s: 30}"),
+        ("--config", "protocol={run_order: {mode: by_model}}"),
+        ("--config", "export={remove_after_use: true}"),
     ],
-    ids=["targets", "analysis", "run-order", "description", "cores", "timeout"],
-)
+    ids=[
+        "targets", "analysis", "run-order", "description", "cores", "timeout", "by-model",
+        "remove-exports",
+    ],
+)  # fmt: skip
 def test_changes_that_do_not_change_a_measurement_plan_no_measure_job(study, change):
     jobs, output = plan(study, *change)
     assert "measure" not in jobs, output[-3000:]
+    assert not any(job.startswith(("export_", "check_", "build_")) for job in jobs), jobs
     assert "will be measured again" not in output
 
 

@@ -20,14 +20,12 @@ from serving_energy.study.design import (
     configured_runs,
     engine_options,
     measurement_identity,
+    model_priorities,
     run_priorities,
 )
-from serving_energy.study.footprint import (
-    estimate_parameters,
-    job_memory_mb,
-    machine_memory_mb,
-)
+from serving_energy.study.footprint import job_memory_mb, machine_memory_mb
 from serving_energy.study.geometries import resolve_standin_spec
+from serving_energy.study.plan import model_parameters as plan_model_parameters
 from serving_energy.study.vocabulary import (
     ENGINES,
     EXPORTED_ENGINES,
@@ -61,12 +59,8 @@ def standin_spec(model):
 
 
 def model_parameters(model):
-    """A model's parameters before it exists: a stand-in's from its geometry, a Hub model's from
-    its config's `parameters:` (None where the config does not say)."""
-    entry = config["models"][model]
-    if "standin" in entry:
-        return estimate_parameters(standin_spec(model))
-    return entry.get("parameters")
+    """A model's parameters before it exists (None where the config does not say)."""
+    return plan_model_parameters(config, model)[0]
 
 
 def job_mem_mb(stage):
@@ -135,6 +129,9 @@ RUN_PRIORITIES = run_priorities(
     config["protocol"]["run_order"]["mode"],
     config["protocol"]["run_order"]["seed"],
 )
+
+
+MODEL_PRIORITIES = model_priorities(RUN_PRIORITIES, config["protocol"]["run_order"]["mode"])
 
 
 wildcard_constraints:
@@ -211,9 +208,36 @@ def measure_identity(wildcards):
     )
 
 
+def model_priority(wildcards):
+    """A model's build, exports and checks: before every job of a later model under 'by_model'."""
+    return MODEL_PRIORITIES.get(wildcards.model, 0)
+
+
+def export_output(engine):
+    """An engine's export folder; temp() under export.remove_after_use, so Snakemake removes it
+    once every job of the invocation that loads it is done (the runs keep its SHA-256)."""
+    folder = directory(LAYOUT.export_pattern(engine))
+    return temp(folder) if config["export"]["remove_after_use"] else folder
+
+
 def run_priority(wildcards):
     key = run_key(wildcards)
     return RUN_PRIORITIES.get((key.model, key.configuration.id, key.rep), 0)
+
+
+def plan_state():
+    """What the plan reads of the study, as one digest: the runs, benchmark files, calibrations
+    and model folders there are (names and times), and the free disk to the GB."""
+    import hashlib
+    import shutil
+
+    digest = hashlib.sha256()
+    for folder in ("results/runs", "results/benchmarks", "results/calibration", "resources/models"):
+        for path in sorted(Path(folder).glob("**/*.json" if "runs" in folder else "**/*")):
+            if "runs" not in folder or path.name == "run.json":
+                digest.update(f"{path}:{path.stat().st_mtime_ns}".encode())
+    free_gb = shutil.disk_usage(".").free // 10**9
+    return f"{digest.hexdigest()[:16]}, {free_gb} GB free"
 
 
 def selected_runs():

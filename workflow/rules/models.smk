@@ -3,8 +3,11 @@ rule fetch_model:
         directory("resources/models/{model}"),
     log:
         "results/logs/fetch_model/{model}.log",
+    benchmark:
+        "results/benchmarks/fetch_model/{model}.tsv"
     wildcard_constraints:
         model=alternatives(HUB_MODELS),
+    priority: model_priority
     conda:
         "../../envs/data.yaml"
     params:
@@ -22,8 +25,11 @@ rule build_standin:
         directory("resources/models/{model}"),
     log:
         "results/logs/build_standin/{model}.log",
+    benchmark:
+        "results/benchmarks/build_standin/{model}.tsv"
     wildcard_constraints:
         model=alternatives(STANDIN_MODELS),
+    priority: model_priority
     conda:
         "../../envs/export-torch.yaml"
     resources:
@@ -41,9 +47,12 @@ rule export_onnx:
     input:
         model=lambda wildcards: model_dir(wildcards.model),
     output:
-        directory(LAYOUT.export_pattern("onnx")),
+        export_output("onnx"),
     log:
         "results/logs/export/{model}/onnx.log",
+    benchmark:
+        "results/benchmarks/export/{model}/onnx.tsv"
+    priority: model_priority
     conda:
         "../../envs/export-onnx.yaml"
     resources:
@@ -56,9 +65,12 @@ rule export_openvino:
     input:
         model=lambda wildcards: model_dir(wildcards.model),
     output:
-        directory(LAYOUT.export_pattern("openvino")),
+        export_output("openvino"),
     log:
         "results/logs/export/{model}/openvino.log",
+    benchmark:
+        "results/benchmarks/export/{model}/openvino.tsv"
+    priority: model_priority
     conda:
         "../../envs/export-openvino.yaml"
     resources:
@@ -73,9 +85,12 @@ rule export_torchscript:
     input:
         model=lambda wildcards: model_dir(wildcards.model),
     output:
-        directory(LAYOUT.export_pattern("torchscript")),
+        export_output("torchscript"),
     log:
         "results/logs/export/{model}/torchscript-{provider}.log",
+    benchmark:
+        "results/benchmarks/export/{model}/torchscript-{provider}.tsv"
+    priority: model_priority
     conda:
         "../../envs/export-torch.yaml"
     resources:
@@ -94,8 +109,11 @@ rule check_engine:
         LAYOUT.check_pattern(),
     log:
         "results/logs/check/{model}/{engine}-{provider}.log",
+    benchmark:
+        "results/benchmarks/check/{model}/{engine}-{provider}.tsv"
     wildcard_constraints:
         engine=alternatives(EXPORTED_ENGINES),
+    priority: model_priority
     conda:
         serving_env
     threads: machine_cores

@@ -4,13 +4,16 @@ from pathlib import Path
 
 from serving_energy.core.lifecycle import ParentWatchdog, interruptible
 from serving_energy.core.logs import log_to
+from serving_energy.core.machine import gpu_present
+from serving_energy.core.progress import say
 from serving_energy.data.dataset import expected_prompt_count
 from serving_energy.serving.protocol import RunInputs, RunLogs, measure_run
 from serving_energy.serving.run_settings import RunSettings
 from serving_energy.serving.validity import ValidityThresholds
 from serving_energy.study.design import run_provenance
-from serving_energy.study.footprint import check_fits_machine
+from serving_energy.study.footprint import check_fits_machine, machine_memory_mb
 from serving_energy.study.layout import ResultsLayout
+from serving_energy.study.plan import progress_line, study_plan
 
 with log_to(snakemake.log[0]) as log, interruptible(), ParentWatchdog():
     # A job that cannot fit this machine fails now, naming its need, not by the OOM killer.
@@ -46,3 +49,12 @@ with log_to(snakemake.log[0]) as log, interruptible(), ParentWatchdog():
         run.metrics.global_.energy_j,
         run.metrics.global_.method,
     )
+    # The run is recorded; the study's progress is only news, so it never fails the job.
+    try:
+        memory_mb = machine_memory_mb()
+        plan = study_plan(
+            config, memory_mb * 1_000_000 if memory_mb else None, gpu_here=gpu_present()
+        )
+        say(progress_line(plan))
+    except Exception:  # noqa: BLE001
+        log.exception("no progress line: the plan could not be made")

@@ -92,3 +92,16 @@ def verify_manifest(folder: Path, full: bool = False) -> str:
             "and run the workflow again to make it anew."
         )
     return f"verified: {len(recorded)} files" + (", every hash" if full else "")
+
+
+def tree_sha256(folder: Path) -> str:
+    """One SHA-256 for a folder's content, from its manifest (names, sizes and file hashes; not
+    modification times): what a run records of the model and export it loaded, so a removed
+    export (export.remove_after_use) is still identified, and an export made again can be
+    compared with the one measured."""
+    manifest = json.loads((Path(folder) / MANIFEST_NAME).read_text())["files"]
+    lines = [
+        f"{entry['sha256']}  {entry['size_bytes']}  {name}"
+        for name, entry in sorted(manifest.items())
+    ]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -22,7 +22,7 @@ from serving_energy.core.lifecycle import Interrupted, seal
 from serving_energy.core.machine import describe_machine
 from serving_energy.core.progress import countdown, say
 from serving_energy.data.dataset import Prompt, verified_prompts
-from serving_energy.data.manifest import verify_manifest
+from serving_energy.data.manifest import tree_sha256, verify_manifest
 from serving_energy.meters import Sampler, build_meters, window_metrics
 from serving_energy.meters.calibration import idle_power, load_or_calibrate, measure_idle
 from serving_energy.meters.roofline import HostBandwidth, load_or_calibrate_host, run_roofline
@@ -117,9 +117,11 @@ class RunInputs:
         integrity = {
             "prompts": f"verified: {len(prompts)} prompts match {Path(prompts_manifest).name}",
             "model": verify_manifest(model_dir),
+            "model_sha256": tree_sha256(model_dir),
         }
         if artefact_dir is not None:
             integrity["engine"] = verify_manifest(artefact_dir)
+            integrity["engine_sha256"] = tree_sha256(artefact_dir)
         return cls(prompts, Path(model_dir), artefact_dir, check_path, integrity)
 
 

@@ -138,20 +138,47 @@ def apply_cuda_policy(
     return CudaDecision(kept, cuda, f"leaving out {labels}: {reason}")
 
 
+RUN_ORDER_MODES = ("random", "fixed", "by_model")
+
+
 def run_priorities(
     runs: Sequence[tuple[str, str, int]], mode: str, seed: int
 ) -> dict[tuple[str, str, int], int]:
     """Scheduling priority of every (model, configuration id, rep): higher runs first.
 
     'random' uses a seeded permutation so that slow drifts of the machine (temperature, background
-    load) do not line up with one model or configuration; 'fixed' keeps the given order.
+    load) do not line up with one model or configuration; 'fixed' keeps the given order;
+    'by_model' keeps the models in the given order and permutes each model's runs (drift is then
+    spread over one model's configurations, which is what the tables compare), so one model's
+    exports can be removed before the next model's are made.
     """
     order = list(runs)
     if mode == "random":
         random.Random(seed).shuffle(order)
+    elif mode == "by_model":
+        rng = random.Random(seed)
+        models = list(dict.fromkeys(model for model, _, _ in order))
+        blocks = [[run for run in order if run[0] == model] for model in models]
+        for block in blocks:
+            rng.shuffle(block)
+        order = [run for block in blocks for run in block]
     elif mode != "fixed":
-        raise ConfigError(f"protocol.run_order.mode: {mode!r} is neither 'random' nor 'fixed'")
+        raise ConfigError(
+            f"protocol.run_order.mode: {mode!r} is not one of {', '.join(RUN_ORDER_MODES)}"
+        )
     return {run: len(order) - position for position, run in enumerate(order)}
+
+
+def model_priorities(priorities: Mapping[tuple[str, str, int], int], mode: str) -> dict[str, int]:
+    """Priority of a model's build, exports and checks: under 'by_model', its first run's, so
+    they come before every job of a later model (and its exports can go before the next model's
+    are made); otherwise none (Snakemake makes them as the runs need them)."""
+    if mode != "by_model":
+        return {}
+    highest: dict[str, int] = {}
+    for (model, _, _), priority in priorities.items():
+        highest[model] = max(priority, highest.get(model, 0))
+    return highest
 
 
 # -- what a run is, and what it merely records ------------------------------------------------

@@ -14,6 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 BYTES_PER_FP32 = 4
+GPT2_VOCAB_SIZE = 50257
+# data/tokenizers_offline's default (not imported: it loads transformers, and the workflow's
+# planning imports this module; tests/test_footprint.py checks they agree).
+DEFAULT_BPE_VOCAB_SIZE = 4096
 # Python, torch, transformers and an engine's runtime, before any weight (measured ~1 GB).
 BASE_MB = 1500
 # Copies of the fp32 weights a stage holds at its peak.
@@ -34,7 +38,12 @@ def estimate_parameters(spec: Mapping[str, Any]) -> int:
     its shapes: within 1 % of the meta-device count for the twelve paper geometries."""
     hidden, layers, heads = spec["hidden_size"], spec["layers"], spec["heads"]
     kv_heads, head_dim = spec["kv_heads"], spec["head_dim"]
-    vocab = spec["vocab_size"] or 50257
+    # Without its own vocabulary a stand-in has its tokenizer's: GPT-2's, or the trained BPE's.
+    vocab = spec["vocab_size"] or (
+        GPT2_VOCAB_SIZE
+        if spec.get("tokenizer") == "gpt2"
+        else spec.get("tokenizer_vocab_size") or DEFAULT_BPE_VOCAB_SIZE
+    )
     mlp_matrices = 3 if spec["architecture"] in ("llama", "gemma") else 2
     attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
     per_layer = attention + mlp_matrices * hidden * spec["intermediate_size"]
