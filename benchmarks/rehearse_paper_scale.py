@@ -10,17 +10,17 @@ its ``default`` inference precision (bf16 on CPUs with AVX512-BF16 or AMX). Peak
 largest summed resident set of the invocation's job processes (Snakemake's own process left out),
 sampled every 0.25 s. When a model is done its folder and its exports are removed, after their
 size has been recorded, so a study larger than the disk runs model by model (the run records keep
-each artefact's SHA-256). A stage that fails is recorded with its log and the model's later stages
-are skipped; the next model still runs.
+each artefact's SHA-256). A stage that fails is recorded with its log and the stages that need it
+are skipped (a failed TorchScript export leaves the ONNX and OpenVINO checks and runs); the next
+model still runs. Stages already recorded ok are not run again (a stopped rehearsal resumes).
 
     .venv/bin/python benchmarks/rehearse_paper_scale.py --work-dir /work/rehearsal \
         --measure codeparrot-small bloomz-560m pythia-1.4b codegemma-2b phi-2 \
         --export-only starcoderbase-1b bloomz-1b1 tinyllama stablecode-3b --openvino-default
 
-Writes ``<work-dir>/rehearsal.json`` after every stage (nothing is lost when the session ends) and
-``docs/benchmarks/<date>-paper-scale.md``-ready tables with ``--report`` (see
-benchmarks/report_paper_scale.py). Needs an otherwise idle machine: the runs' validity gates
-refuse a busy one.
+Writes ``<work-dir>/rehearsal.json`` after every stage (nothing is lost when the session ends);
+benchmarks/report_paper_scale.py turns it into the tables of docs/paper-scale.md. Needs an
+otherwise idle machine: the runs' validity gates refuse a busy one.
 """
 
 from __future__ import annotations
@@ -67,6 +67,21 @@ class Stage:
     record: dict = field(default_factory=dict)
 
 
+def needs(stage: str) -> set[str]:
+    """The stages a stage cannot run without: a failed TorchScript export leaves the ONNX and
+    OpenVINO checks and runs to be measured."""
+    engine = stage.split("_", 1)[1].removesuffix("_default") if "_" in stage else ""
+    if stage == "build":
+        return set()
+    if stage.startswith("export_"):
+        return {"build"}
+    if stage.startswith("check_"):
+        return {"build", f"export_{engine}"}
+    if engine == "torch":
+        return {"build"}
+    return {"build", f"export_{engine}", f"check_{engine}"}
+
+
 def reduced_config(models: list[str], args) -> dict:
     """config/paper-geometry.yaml cut to the rehearsal: the given models, the CPU configurations,
     a few prompts, one repetition, short idle windows."""
@@ -106,6 +121,7 @@ def run_stage(stage: Stage, work_dir: Path, configfile: Path, log_dir: Path) -> 
         "--workflow-profile", str(REPO / "profiles" / "default"),
         "--configfile", str(configfile),
         "--cores", str(os.cpu_count()),
+        "--rerun-incomplete",  # a stage cut off by the end of a session is made again
         stage.target,
     ]  # fmt: skip
     started = time.monotonic()
@@ -233,14 +249,16 @@ def main(argv=None) -> int:
                     ("check_openvino_default", f"results/engines/{model}/openvino-cpu/check.json"),
                     ("run_openvino_default", f"results/runs/{model}/openvino-cpu/rep1/run.json"),
                 ]
-        failed = False
+        failed: set[str] = set()
         for name, target in plan:
             if (model, name) in done:
                 continue
             stage = Stage(model, name, target)
             stages.append(stage)
-            if failed:
+            blocked = sorted(needs(name) & failed)
+            if blocked:
                 stage.status = "skipped"
+                stage.record = {"skipped_because": blocked}
                 save()
                 continue
             print(f"[{time.strftime('%H:%M:%S')}] {model}: {name} ...", flush=True)
@@ -261,7 +279,8 @@ def main(argv=None) -> int:
                 + (f", {stage.disk_bytes / 1e9:.2f} GB on disk" if stage.disk_bytes else ""),
                 flush=True,
             )
-            failed = stage.status == "failed"
+            if stage.status == "failed":
+                failed.add(name)
             save()
         if not args.keep_artefacts:
             for path in [

@@ -143,3 +143,12 @@ def test_trace_tolerance_grows_with_the_logits():
     # a baked-in position (off by the order of the logits) does not.
     assert 0.0035 <= trace_tolerance(40.0) and 0.0162 <= trace_tolerance(40.0)
     assert trace_tolerance(40.0) < 1.0
+
+
+def test_trace_tolerance_allows_a_multiple_of_the_models_own_noise_never_the_scale():
+    # phi-2's trace: 0.0617 on logits of 44, beyond 1e-3 of the scale; allowed where the eager
+    # model's own batched-against-unbatched noise is 0.01.
+    assert trace_tolerance(44.0) < 0.0617 <= trace_tolerance(44.0, noise_floor=0.01)
+    # However noisy the model, a difference of the order of the logits never passes.
+    assert trace_tolerance(44.0, noise_floor=10.0) == pytest.approx(0.44)
+    assert trace_tolerance(44.0, noise_floor=0.0) == trace_tolerance(44.0)

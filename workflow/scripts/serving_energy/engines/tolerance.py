@@ -6,9 +6,11 @@ accumulation order (another GEMM kernel, thread split or fused op) grows with th
 So every difference here is read relative to ``logit_scale`` (the largest |logit| compared), and
 one rule serves both the TorchScript export's verification and the equivalence check:
 
-- a trace of the eager model, with the same kernels, stays within ``TRACE_RELATIVE_TOLERANCE`` of
-  the scale (measured: 9e-5 at 1.4 B, 3e-4 at 2.7 B); a trace that baked in a shape or position
-  is off by the order of the logits themselves;
+- a trace of the eager model stays within ``TRACE_RELATIVE_TOLERANCE`` of the scale (measured:
+  9e-5 at 1.4 B, 3e-4 at 2.7 B) or within ``TRACE_NOISE_MULTIPLE`` times the model's own fp32
+  noise, measured per model as the eager model batched against unbatched (phi-2's trace differed
+  by 1.4e-3 of the scale after 32 layers), never beyond ``TRACE_MAX_RELATIVE_TOLERANCE``; a trace
+  that baked in a shape or position is off by the order of the logits themselves;
 - another engine (other kernels, fused attention) differs more, and on a near-tie of torch's top
   two logits it may flip an argmax. A divergence is a **near tie** when torch's top-1/top-2 margin
   where it happened is below the engine's logit difference on that prompt (rounding of that size
@@ -27,6 +29,11 @@ from dataclasses import dataclass
 # Differences below this are equal whatever the scale (float32 on logits of order 1).
 ABSOLUTE_FLOOR = 1e-3
 TRACE_RELATIVE_TOLERANCE = 1e-3
+# A trace may differ from eager torch by this many times torch's own fp32 noise on the model
+# (eager batched against unbatched: another kernel, the same arithmetic), but never by more than
+# this share of the scale: a baked-in shape or position is off by the order of the logits.
+TRACE_NOISE_MULTIPLE = 10.0
+TRACE_MAX_RELATIVE_TOLERANCE = 0.01
 NEAR_TIE_RELATIVE_DIFF = 0.1
 
 IDENTICAL = "identical"
@@ -43,9 +50,14 @@ def logit_scale(logits) -> float:
     return max(1.0, float(np.max(np.abs(values)))) if values.size else 1.0
 
 
-def trace_tolerance(scale: float) -> float:
-    """The largest logit difference a faithful trace of the eager model may show."""
-    return max(ABSOLUTE_FLOOR, TRACE_RELATIVE_TOLERANCE * scale)
+def trace_tolerance(scale: float, noise_floor: float = 0.0) -> float:
+    """The largest logit difference a faithful trace of the eager model may show: a small share
+    of the logits' scale, or ``TRACE_NOISE_MULTIPLE`` times the model's own fp32 noise (the eager
+    model batched against unbatched), whichever is larger, and never near the scale itself."""
+    allowed = max(
+        ABSOLUTE_FLOOR, TRACE_RELATIVE_TOLERANCE * scale, TRACE_NOISE_MULTIPLE * noise_floor
+    )
+    return min(allowed, TRACE_MAX_RELATIVE_TOLERANCE * scale)
 
 
 @dataclass(frozen=True)
