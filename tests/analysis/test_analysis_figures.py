@@ -113,7 +113,9 @@ def test_figures_carry_the_labels_in_svg_text_and_png_metadata(tmp_path, runs):
         metrics=[METRICS_BY_COLUMN["energy_global_j"]],
         labels=labels,
     )
-    assert len(written) == 4  # the box plot and the model's figure, as PNG and SVG
+    # The box plot, the model's figure and its time-energy figures (model, size category), as
+    # PNG and SVG.
+    assert len(written) == 8
     for path in written:
         if path.suffix == ".svg":
             text = path.read_text()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +155,38 @@ def test_cuda_configurations_left_out_without_gpu_with_a_warning(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "leaving out <TORCH, CUDA>, <ONNX, CUDA>, <JIT, CUDA>" in result.stdout + result.stderr
     assert "cuda={policy: require}" in result.stdout + result.stderr
+
+
+def test_use_conda_without_conda_says_both_ways_forward(tmp_path, monkeypatch):
+    """The README's main command on a machine without conda: one line with what to do."""
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    for tool in ("bash", "sh", "env"):  # what Snakemake may call; conda and mamba are not here
+        if Path(f"/usr/bin/{tool}").exists():
+            (bare_path / tool).symlink_to(f"/usr/bin/{tool}")
+    monkeypatch.setenv("PATH", str(bare_path))
+    result = dry_run(tmp_path, SMOKE, "--use-conda")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "--use-conda needs conda on PATH and none was found: install Miniforge" in output
+    assert "run without --use-conda from the tested venv" in output
+    assert "Error running conda info" not in output
+
+
+def test_the_plan_of_the_papers_study_needs_no_download(tmp_path):
+    """`snakemake plan` on config/config.yaml, offline: 840 runs with CUDA demanded, every idle
+    window counted (refused on a machine without the disk for the fp32 exports, kept then as
+    refused.json)."""
+    result = run_snakemake(
+        "--cores", "1", "--directory", str(tmp_path), "--snakefile", "Snakefile",
+        "--configfile", "config/config.yaml", "--config", "cuda={policy: require}", "plan",
+    )  # fmt: skip
+    plan_dir = tmp_path / "results" / "plan"
+    written = plan_dir / ("plan.json" if result.returncode == 0 else "refused.json")
+    plan = json.loads(written.read_text())
+    assert plan["runs_total"] == 840
+    assert plan["wall"]["runs_idle_s"] == 840 * 600
+    assert not (tmp_path / "resources" / "models").exists()  # nothing downloaded
+    if result.returncode != 0:
+        assert "the study does not fit this machine" in result.stdout + result.stderr
+        assert not plan["fits"] and plan["problems"]

@@ -1,5 +1,6 @@
 rule merge_runs:
     input:
+        unpack(carbon_inputs),
         runs=selected_runs(),
         checks=selected_checks(),
     output:
@@ -39,6 +40,7 @@ rule merge_runs:
         other_checks=other_existing_checks(),
         models=model_descriptions(),
         validity=config["validity"],
+        carbon=config["carbon"],
     script:
         "../scripts/merge_runs.py"
 

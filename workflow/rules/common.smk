@@ -1,10 +1,12 @@
 import os
 import re
+import shutil
 import time
 import sys
 from pathlib import Path
 
 from snakemake.settings.types import ExecMode, RerunTrigger
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
@@ -33,6 +35,17 @@ from serving_energy.study.vocabulary import (
     ConfigError,
     Configuration,
 )
+
+# --use-conda without conda: Snakemake's own "Error running conda info" does not say what to do.
+_frontend = workflow.deployment_settings.conda_frontend or "conda"
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method and not (
+    shutil.which(_frontend) or shutil.which("conda") or shutil.which("mamba")
+):
+    raise WorkflowError(
+        f"--use-conda needs {_frontend} on PATH and none was found: install Miniforge "
+        "(https://conda-forge.org/download) or run without --use-conda from the tested venv "
+        "(python3 -m venv .venv && .venv/bin/pip install -r requirements.lock; see README)"
+    )
 
 try:
     check_config(config)
@@ -280,6 +293,12 @@ def other_existing_checks():
             and path.is_file()
         }
     )
+
+
+def carbon_inputs(wildcards):
+    """The carbon intensity CSV, where carbon.intensity_g_per_kwh names one."""
+    value = config["carbon"]["intensity_g_per_kwh"]
+    return {"carbon": value} if isinstance(value, str) else {}
 
 
 def model_descriptions():

@@ -3,6 +3,7 @@ equivalence checks."""
 
 from pathlib import Path
 
+from serving_energy.analysis.carbon import add_co2e, load_intensity
 from serving_energy.analysis.merge import (
     equivalence_table,
     failed_attempts,
@@ -21,6 +22,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         params.models,
         ValidityThresholds.from_config(params.validity),
     )
+    runs = add_co2e(runs, load_intensity(params.carbon))
     runs.write_parquet(outputs.parquet)
     runs.write_csv(outputs.csv)
     failed = failed_attempts(layout)

@@ -13,6 +13,7 @@ providers without runs get no column, metrics without data no figure.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -85,6 +86,33 @@ def _description(labels: DataLabels | None) -> str | None:
     return " ".join([labels.headline + ".", *(f"{line}." for line in labels.lines())])
 
 
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (an average
+    character is about 0.55 em wide)."""
+    chars = max(12, int(width_in * 72 / (fontsize * 0.55)))
+    return "\n".join(textwrap.wrap(text, chars)) or text
+
+
+def _title(figure: Figure, text: str, fontsize: float = 12) -> int:
+    """The figure's title, wrapped to its width; returns its number of lines."""
+    wrapped = _wrap(text, figure.get_size_inches()[0] - 0.4, fontsize)
+    figure.suptitle(wrapped, fontsize=fontsize)
+    return wrapped.count("\n") + 1
+
+
+def _wrap_axis_labels(figure: Figure) -> None:
+    """Each axes' y label wrapped to the height of its axes, once the layout is set (a long
+    label ran past its axis and over the tick labels of the panel below)."""
+    height_in = figure.get_size_inches()[1]
+    for ax in figure.axes:
+        label = ax.get_ylabel()
+        if label:
+            size = ax.yaxis.label.get_fontsize()
+            ax.set_ylabel(
+                _wrap(label.replace("\n", " "), ax.get_position().height * height_in, size)
+            )
+
+
 def _fixed_layout(
     figure: Figure,
     n_rows: int,
@@ -113,6 +141,7 @@ def _fixed_layout(
         hspace=row_gap_in / max(axes_height, 0.1),
         wspace=col_gap_in / max(axes_width, 0.1),
     )
+    _wrap_axis_labels(figure)
 
 
 def _boxes_with_points(
@@ -235,14 +264,16 @@ def plot_metric_by_size_and_configuration(
             if col == 0:
                 ax.set_ylabel(metric.axis_label)
             ax.grid(axis="y", alpha=0.3)
-    figure.suptitle(f"{metric.label} by size category and configuration")
+    title_lines = _title(figure, f"{metric.label} by size category and configuration")
     _model_legend(figure, palette, invalid_kept=not valid_mask(data).all())
     _footer(figure, labels.headline if labels else None)
     _fixed_layout(
         figure,
         len(categories),
         len(providers),
+        left_in=1.15,
         right_in=legend_in + 0.15,
+        top_in=0.45 + 0.25 * title_lines,
         col_gap_in=0.3,
         bottom_in=1.05 + FOOTER_IN,
     )
@@ -251,7 +282,10 @@ def plot_metric_by_size_and_configuration(
 
 # Not a tested variable: how close each configuration decodes to the bound its device's memory
 # bandwidth sets for its model (roofline.run_roofline); 1.0 would be every byte at full speed.
-ROOFLINE = Metric("roofline_fraction", "Decode speed against the memory-bandwidth bound", "share")
+ROOFLINE = Metric("roofline_fraction", "Decode speed against the bandwidth bound", "fraction")
+# Not a tested variable either: the unit serving benchmarks report (energy_global_j / new_tokens,
+# with the method's presented energy).
+ENERGY_PER_TOKEN = Metric("energy_per_token_j", "Energy per generated token", "J/token")
 
 
 def plot_study_figures(
@@ -263,15 +297,21 @@ def plot_study_figures(
 ) -> list[Path]:
     """Every figure of the study in ``out_dir``: ``boxplot_<metric column>`` by size category and
     configuration for each metric with data (the paper's Figures 3-5), ``model_<model>`` for each
-    model, and ``roofline_fraction`` (where the runs have a roofline)."""
+    model, ``roofline_fraction`` (where the runs have a roofline), ``energy_per_token_j``, and
+    the time-energy view (``analysis.tradeoff``: per model and per size category)."""
+    # Imported here: the trade-off module draws with this module's helpers.
+    from serving_energy.analysis.tradeoff import plot_tradeoff_figures
+
     written: list[Path] = []
     for metric in metrics:
         stem = out_dir / f"boxplot_{metric.column}"
         written += plot_metric_by_size_and_configuration(runs, metric, stem, formats, labels)
     for model in sorted(runs["model"].unique().to_list()):
         written += plot_model(runs, model, out_dir / f"model_{model}", metrics, formats, labels)
-    stem = out_dir / "roofline_fraction"
-    return written + plot_metric_by_size_and_configuration(runs, ROOFLINE, stem, formats, labels)
+    for metric in (ROOFLINE, ENERGY_PER_TOKEN):
+        stem = out_dir / metric.column
+        written += plot_metric_by_size_and_configuration(runs, metric, stem, formats, labels)
+    return written + plot_tradeoff_figures(runs, out_dir, formats, labels)
 
 
 def plot_model(
@@ -303,9 +343,12 @@ def plot_model(
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(present) :]:
         ax.set_visible(False)
-    figure.suptitle(model)
+    title_lines = _title(figure, model)
     _footer(figure, labels.headline if labels else None)
-    _fixed_layout(figure, n_rows, n_cols, bottom_in=1.05 + FOOTER_IN)
+    _fixed_layout(
+        figure, n_rows, n_cols, left_in=1.15, top_in=0.45 + 0.25 * title_lines,
+        bottom_in=1.05 + FOOTER_IN,
+    )  # fmt: skip
     return _save(figure, out_stem, formats, _description(labels))
 
 

@@ -35,6 +35,7 @@ class DataLabels:
     invalid_kept: int = 0
     excluded_runs: int = 0
     global_energy: str | None = None  # what "global energy" means, where it is not CPU + GPU
+    carbon_estimated: bool = False  # co2e_g present and made from an estimated energy somewhere
 
     @classmethod
     def of(
@@ -73,6 +74,9 @@ class DataLabels:
             invalid_kept=invalid_kept,
             excluded_runs=excluded_runs,
             global_energy=method.global_energy_note if _gpu_seen_in_cpu_runs(runs) else None,
+            carbon_estimated=bool(
+                "co2e_basis" in runs.columns and (runs["co2e_basis"] == ESTIMATE).any()
+            ),
         )
 
     def lines(self) -> list[str]:
@@ -84,6 +88,8 @@ class DataLabels:
                 f"ENERGY IS AN ESTIMATE, not a measurement ({which}: method 'estimate' in "
                 f"{self.estimated_runs} of {self.n_runs} runs; no sensor was available)"
             )
+        if self.carbon_estimated:
+            lines.append("CO2e IS AN ESTIMATE: made from estimated energy (runs.csv: co2e_basis)")
         if self.standin_models:
             lines.append(
                 f"STAND-IN MODELS ({', '.join(self.standin_models)}): small random-weight "

@@ -23,6 +23,9 @@ TestFamily = Literal["parametric", "rank", "by_normality"]
 Grouping = Literal["all", "by_provider"]
 RankPosthoc = Literal["dunn_holm", "mannwhitney_holm"]
 SavingProcedure = Literal["best_vs_worst", "against_torch"]
+# The last section of Tables 4 and 5: "models", the mean over every model (row "all");
+# "categories", the mean of the size categories' means (row "1,2,3", as the paper prints it).
+OverallRow = Literal["models", "categories"]
 
 
 @dataclass(frozen=True)
@@ -45,21 +48,33 @@ class AnalysisMethod:
     # Decimals each model's median is rounded to before averaging over models (and the means
     # after), as the authors' printed tables did; None keeps every digit.
     round_medians_to: int | None
-    # Whether Tables 4 and 5 have an "all" row (the mean over every model) after the categories.
-    overall_row: bool
+    # The section after the categories in Tables 4 and 5 (see OverallRow).
+    overall_row: OverallRow
     savings: SavingProcedure
 
     def presented_runs(self, runs: pl.DataFrame) -> pl.DataFrame:
         """The runs as tables, figures and savings show them: ``energy_global_j`` of CPU-provider
         runs replaced by ``cpu_runs_global_energy`` (the statistical tests use the runs as they
         are, as the authors' tests did)."""
-        if self.cpu_runs_global_energy == "energy_global_j" or runs.is_empty():
+        if runs.is_empty():
             return runs
-        return runs.with_columns(
+        if self.cpu_runs_global_energy == "energy_global_j":
+            if "energy_per_token_j" in runs.columns or "new_tokens" not in runs.columns:
+                return runs
+            return runs.with_columns(
+                (pl.col("energy_global_j") / pl.col("new_tokens")).alias("energy_per_token_j")
+            )
+        presented = runs.with_columns(
             pl.when(pl.col("provider") == "cpu")
             .then(pl.col(self.cpu_runs_global_energy))
             .otherwise(pl.col("energy_global_j"))
             .alias("energy_global_j")
+        )
+        if "new_tokens" not in presented.columns:
+            return presented
+        # Energy per token follows the energy the tables show.
+        return presented.with_columns(
+            (pl.col("energy_global_j") / pl.col("new_tokens")).alias("energy_per_token_j")
         )
 
     @property
@@ -107,7 +122,7 @@ PAPER = AnalysisMethod(
     gate_posthoc=False,
     cpu_runs_global_energy="energy_cpu_j",
     round_medians_to=2,
-    overall_row=False,
+    overall_row="categories",
     savings="best_vs_worst",
 )
 
@@ -119,7 +134,7 @@ EXTENDED = AnalysisMethod(
     gate_posthoc=True,
     cpu_runs_global_energy="energy_global_j",
     round_medians_to=None,
-    overall_row=True,
+    overall_row="models",
     savings="against_torch",
 )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from serving_energy.analysis.carbon import load_intensity
 from serving_energy.core.io import atomic_path, write_atomic_text
 from serving_energy.study.layout import RUN_FILES, ResultsLayout, RunKey
 
@@ -179,6 +180,26 @@ def _bullets(values: Iterable[str]) -> str:
     return text or "- none"
 
 
+def _carbon_section(runs: pl.DataFrame, setting: Mapping) -> str:
+    """Where the emissions come from, when the study converted its energy (carbon.*)."""
+    intensity = load_intensity(setting) if setting.get("intensity_g_per_kwh") is not None else None
+    if intensity is None or "co2e_g" not in runs.columns:
+        return ""
+    carbon = intensity.describe()
+    basis = (
+        runs["co2e_basis"].value_counts(sort=True).iter_rows()
+        if "co2e_basis" in runs.columns
+        else []
+    )
+    counts = ", ".join(f"{n} runs from {b} energy" for b, n in basis)
+    return (
+        "## Emissions\n"
+        f"`co2e_g` (runs.csv and the size-category tables' CSVs) is each run's global energy "
+        f"times the carbon intensity of the grid: {carbon}. {counts}; CO2e from an estimated "
+        "energy is an estimate too."
+    )
+
+
 def render_readme(inputs: PackageInputs) -> str:
     runs, study = inputs.runs, inputs.study
     standins = int(runs["standin"].sum()) if "standin" in runs.columns else 0
@@ -233,6 +254,7 @@ def render_readme(inputs: PackageInputs) -> str:
         + "\n".join(energy_methods(runs))
         + "\n\nAn estimate is never a measurement: it comes from CPU load and a configured power "
         "(see `run.json` → `metrics.energy_cpu_sensor`).",
+        _carbon_section(runs, inputs.config.get("carbon") or {}),
         "## Stand-in models\n"
         + (
             f"**{standins} of {runs.height} runs used random-weight stand-in models**: their energy "

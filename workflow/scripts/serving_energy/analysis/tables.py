@@ -2,14 +2,16 @@
 
 Aggregation order (as the paper): first the median over the repetitions of each
 (model, configuration), then the arithmetic mean of those medians over the models of a size
-category. The ``"all"`` row (method ``extended``) is the mean over *all models'* medians (every
-model weighs the same), not the mean of the three category means (which would weigh a model of a
-small category more). A model without runs of a configuration simply does not enter that
-configuration's mean; ``n_models`` says how many did.
+category. The last section has one row per configuration: under method ``extended`` the ``"all"``
+row, the mean over *all models'* medians (every model weighs the same); under ``paper`` the
+``"1,2,3"`` row the paper prints ("mean values for each serving configuration"), the mean of the
+category means (a model of a category with fewer models weighs more; with four models in each
+of the paper's categories the two agree but for rounding). A model without runs of a
+configuration simply does not enter that configuration's mean; ``n_models`` says how many did.
 
 Method ``paper`` prints what the authors printed: each model's median rounded to 2 decimals
-before the mean, the mean rounded to 2 decimals, no ``"all"`` row, and Table 4's global energy
-= CPU energy (``AnalysisMethod.presented_runs``). Savings: see ``all_saving_ranges``.
+before the mean, each mean rounded to 2 decimals, the ``"1,2,3"`` rows, and Table 4's global
+energy = CPU energy (``AnalysisMethod.presented_runs``). Savings: see ``all_saving_ranges``.
 """
 
 from __future__ import annotations
@@ -98,46 +100,101 @@ def size_category_table(
     metric_columns: Sequence[str],
     *,
     round_medians_to: int | None = None,
-    overall_row: bool = True,
+    overall_row: str | None = "models",
 ) -> pl.DataFrame:
     """Mean over models of the per-model medians, per size category and configuration.
 
-    Columns: size_category (str: "1", "2", "3", ..., "all"), configuration, n_models,
-    <metric columns>. Rows: categories in ascending order then "all" (when ``overall_row``);
-    configurations in the paper's order. ``round_medians_to``: decimals each median and each
-    mean are rounded to, as the paper's printed tables (None: every digit).
+    Columns: size_category (str: "1", "2", "3", ..., then the overall row's label), configuration,
+    n_models, <metric columns>. Rows: categories in ascending order, then per configuration the
+    overall row: ``"models"`` the mean over every model (label "all"), ``"categories"`` the mean
+    of the category means (label: the categories, "1,2,3"; none with a single category, whose
+    rows it would repeat), None none. Configurations in the
+    paper's order. ``round_medians_to``: decimals each median and each mean are rounded to, as
+    the paper's printed tables (None: every digit).
     """
     medians = medians_per_model(runs.filter(pl.col("provider") == provider), metric_columns)
     per_category = _mean_table(
         medians, ["size_category", "configuration"], metric_columns, round_medians_to
     ).with_columns(pl.col("size_category").cast(pl.Int64))
+    categories = sorted(per_category["size_category"].unique().to_list())
     parts = [per_category.sort("size_category").with_columns(pl.col("size_category").cast(pl.Utf8))]
-    if overall_row:
+    overall_label = None
+    if overall_row == "models":
+        overall_label = ALL_CATEGORIES
         overall = _mean_table(medians, ["configuration"], metric_columns, round_medians_to)
-        parts.append(overall.with_columns(pl.lit(ALL_CATEGORIES).alias("size_category")))
+        parts.append(overall.with_columns(pl.lit(overall_label).alias("size_category")))
+    elif overall_row == "categories" and len(categories) > 1:  # one category: its own rows
+        overall_label = ",".join(str(c) for c in categories)
+        parts.append(
+            _category_means(per_category, metric_columns, round_medians_to).with_columns(
+                pl.lit(overall_label).alias("size_category")
+            )
+        )
+    elif overall_row not in (None, "models", "categories"):
+        raise ValueError(f"overall_row: {overall_row!r} is not 'models', 'categories' or None")
     table = pl.concat(parts, how="diagonal")
-    category_rank = (pl.col("size_category") == ALL_CATEGORIES).cast(pl.Int64)
+    category_rank = (pl.col("size_category") == (overall_label or "")).cast(pl.Int64)
     numeric_category = pl.col("size_category").cast(pl.Int64, strict=False)
     return table.sort(
         category_rank, numeric_category, _configuration_rank(), "configuration"
     ).select("size_category", "configuration", pl.col("n_models").cast(pl.Int64), *metric_columns)
 
 
+def _category_means(
+    per_category: pl.DataFrame, metric_columns: Sequence[str], round_to: int | None
+) -> pl.DataFrame:
+    """Per configuration, the mean of its category means (each already rounded where the
+    method rounds, and the mean rounded again); n_models: the models behind them."""
+    rows = []
+    for (configuration,), group in per_category.group_by("configuration", maintain_order=True):
+        row: dict[str, object] = {
+            "configuration": configuration,
+            "n_models": int(group["n_models"].sum()),
+        }
+        for column in metric_columns:
+            values = [v for v in group[column].to_list() if v is not None and not math.isnan(v)]
+            if round_to is None:
+                row[column] = math.fsum(values) / len(values) if values else None
+            else:
+                row[column] = _rounded_mean(values, round_to)
+        rows.append(row)
+    schema = {
+        "configuration": per_category.schema["configuration"],
+        "n_models": pl.UInt32(),
+        **{c: pl.Float64() for c in metric_columns},
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+# Beside the paper's columns, in the CSVs only (the LaTeX tables print the paper's): energy per
+# generated token, and emissions where carbon is set. Never rounded: 0.004 J/token is no 0.00.
+CSV_ONLY_COLUMNS: tuple[str, ...] = ("energy_per_token_j", "co2e_g")
+
+
 def _paper_table(
     runs: pl.DataFrame, provider: str, metric_columns: Sequence[str], method: AnalysisMethod
 ) -> pl.DataFrame:
-    return size_category_table(
-        method.presented_runs(runs),
+    presented = method.presented_runs(runs)
+    table = size_category_table(
+        presented,
         provider,
         metric_columns,
         round_medians_to=method.round_medians_to,
         overall_row=method.overall_row,
     )
+    extras = [c for c in CSV_ONLY_COLUMNS if c in presented.columns]
+    if not extras or table.is_empty():
+        return table
+    extra = size_category_table(presented, provider, extras, overall_row=method.overall_row)
+    return table.join(
+        extra.drop("n_models"), on=["size_category", "configuration"], how="left",
+        maintain_order="left",
+    )  # fmt: skip
 
 
 def table4(runs: pl.DataFrame, method: AnalysisMethod = EXTENDED) -> pl.DataFrame:
     """CPU provider: global energy [J] and execution time [s] per size category (the paper's
-    method: global energy = CPU energy, rounded medians, no "all" row)."""
+    method: global energy = CPU energy, rounded medians, the "1,2,3" rows)."""
     return _paper_table(runs, "cpu", TABLE4_METRICS, method)
 
 
@@ -184,7 +241,9 @@ def write_size_category_table(
     names the method and the data's caveats (estimated energy, stand-in models, ...)."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     metric_columns = [
-        c for c in table.columns if c not in ("size_category", "configuration", "n_models")
+        c
+        for c in table.columns
+        if c not in ("size_category", "configuration", "n_models", *CSV_ONLY_COLUMNS)
     ]
     if labels is not None:
         labels.with_columns(table).write_csv(csv_path)

@@ -13,6 +13,7 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from serving_energy.study.geometries import resolve_standin_spec
@@ -26,8 +27,32 @@ def check_config(config: Mapping) -> None:
     problems += _model_problems(config.get("models", {}))
     problems += _prompt_problems(config)
     problems += _target_problems(config)
+    problems += _carbon_problems(config.get("carbon") or {})
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def _carbon_problems(carbon: Mapping) -> list[str]:
+    """Carbon's settings, checked before anything runs (the intensity file's content is checked
+    where it is read, analysis/carbon.py)."""
+    value = carbon.get("intensity_g_per_kwh")
+    if value is None:
+        return []
+    problems = []
+    if not str(carbon.get("source") or "").strip():
+        problems.append(
+            "carbon.source: say where carbon.intensity_g_per_kwh comes from (a grid operator, "
+            "Electricity Maps, a national average and its year); it is printed with the figures"
+        )
+    if isinstance(value, str):
+        if not Path(value).is_file():
+            problems.append(
+                f"carbon.intensity_g_per_kwh: {value} is not a file (a CSV "
+                "timestamp,g_per_kwh) and not a number"
+            )
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        problems.append(f"carbon.intensity_g_per_kwh: {value!r} is not a number >= 0")
+    return problems
 
 
 def _configuration_problems(configurations: Sequence[Mapping]) -> list[str]:
