@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,11 @@ import pytest
 from tests.helpers import REPO, run_snakemake, start_snakemake
 
 SMOKE_CONFIG = REPO / "config" / "smoke.yaml"
+
+
+# Beside results/, not in the package: the study's wall time and console, for the tests.
+SMOKE_WALL_FILE = "smoke-wall-s.txt"
+SMOKE_CONSOLE_FILE = "smoke-console.txt"
 
 
 def smoke(workdir: Path, *args: str, timeout_s: float = 1800):
@@ -25,8 +31,12 @@ def smoke(workdir: Path, *args: str, timeout_s: float = 1800):
 @pytest.fixture(scope="session")
 def study(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("smoke")
+    started = time.monotonic()
     result = smoke(workdir)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    # How long the whole study took, for the plan's forecast to be checked against.
+    (workdir / SMOKE_WALL_FILE).write_text(f"{time.monotonic() - started:.1f}\n")
+    (workdir / SMOKE_CONSOLE_FILE).write_text(result.stdout + result.stderr)
     return workdir
 
 

@@ -137,20 +137,25 @@ def export_onnx(model_dir: Path, out_dir: Path) -> ExportInfo:
             local_files_only=True,
             # optimum's post-processing (for this task: deduplicating tied weights) loads the
             # whole graph while the torch model is still held: codegemma-2b's export was killed
-            # at 24 GB. It is done below, once the torch model is gone.
+            # at 24 GB. It is done below, once the torch model is gone (graphs under 2 GB).
             no_post_process=True,
         )
         gc.collect()
         tied = _deduplicate_tied_weights(model_dir, tmp_dir / "model.onnx")
-        return {"task": "text-generation-with-past", "dtype": "fp32", "tied_weights": tied}
+        return {"task": "text-generation-with-past", "dtype": "fp32", **tied}
 
     return _atomic_export("onnx", model_dir, out_dir, None, write)
 
 
-def _deduplicate_tied_weights(model_dir: Path, onnx_path: Path) -> list[list[str]]:
+def _deduplicate_tied_weights(model_dir: Path, onnx_path: Path) -> dict[str, Any]:
     """optimum's deduplication of tied weights (the exporter writes a tied embedding and output
     head twice), with the torch model's tying read from a model on the meta device (no memory)
-    instead of the loaded one. Returns the tied groups (empty: nothing to do)."""
+    instead of the loaded one.
+
+    Only for graphs below protobuf's 2 GB: optimum's deduplication serialises the whole graph in
+    memory, which fails beyond it ("Failed to serialize proto": bloomz-560m, starcoderbase-1b,
+    bloomz-1b1, codegemma-2b). A larger graph keeps the duplicate: the same numbers twice, so the
+    same results, one embedding's bytes more on disk and in memory (said in export.json)."""
     import onnx
     import torch
     from accelerate.utils import find_tied_parameters
@@ -161,22 +166,17 @@ def _deduplicate_tied_weights(model_dir: Path, onnx_path: Path) -> list[list[str
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
     skeleton.tie_weights()
-    tied = find_tied_parameters(skeleton)
-    if tied:
-        # Saved with external data whatever its size: a graph just over protobuf's 2 GB
-        # (bloomz-560m, 2.24 GB) cannot be serialised in one piece.
-        previous = os.environ.get("FORCE_ONNX_EXTERNAL_DATA")
-        os.environ["FORCE_ONNX_EXTERNAL_DATA"] = "1"
-        try:
-            remove_duplicate_weights_from_tied_info(
-                onnx.load(str(onnx_path)), skeleton, tied, save_path=str(onnx_path)
-            )
-        finally:
-            if previous is None:
-                os.environ.pop("FORCE_ONNX_EXTERNAL_DATA")
-            else:
-                os.environ["FORCE_ONNX_EXTERNAL_DATA"] = previous
-    return [list(group) for group in tied]
+    tied = [list(group) for group in find_tied_parameters(skeleton)]
+    external = [
+        p for p in onnx_path.parent.iterdir() if p.name != onnx_path.name and "onnx" in p.name
+    ]
+    graph_bytes = sum(p.stat().st_size for p in [onnx_path, *external])
+    if not tied or graph_bytes >= onnx.checker.MAXIMUM_PROTOBUF:
+        return {"tied_weights": tied, "tied_weights_deduplicated": False}
+    remove_duplicate_weights_from_tied_info(
+        onnx.load(str(onnx_path)), skeleton, tied, save_path=str(onnx_path)
+    )
+    return {"tied_weights": tied, "tied_weights_deduplicated": True}
 
 
 def export_openvino(model_dir: Path, out_dir: Path, weight_format: str = "fp32") -> ExportInfo:

@@ -451,7 +451,7 @@ def make_plan(
                 measured,
                 benchmarks,
                 machine,
-            )  # fmt: skip
+            )
         )
         for configuration in configurations:
             lines.append(
