@@ -19,7 +19,8 @@ from pathlib import Path
 
 from serving_energy.core.io import write_atomic_bytes, write_atomic_text
 
-HUMANEVAL_PROBLEMS = 164
+# Defined with the study's design (the plan counts prompts too); kept importable from here.
+from serving_energy.study.design import HUMANEVAL_PROBLEMS, expected_prompt_count  # noqa: F401
 
 
 class ChecksumError(RuntimeError):
@@ -266,11 +267,6 @@ def _parse_prompts(data: bytes, source: str) -> list[Prompt]:
 class PromptsManifest:
     n_prompts: int
     sha256: str
-
-
-def expected_prompt_count(limit: int | None) -> int:
-    """How many prompts a study sends in every run: one per HumanEval problem, or the limit."""
-    return HUMANEVAL_PROBLEMS if limit is None else min(limit, HUMANEVAL_PROBLEMS)
 
 
 def verified_prompts(path: Path, manifest_path: Path, expected_count: int) -> list[Prompt]:

@@ -158,7 +158,6 @@ def _deduplicate_tied_weights(model_dir: Path, onnx_path: Path) -> dict[str, Any
     same results, one embedding's bytes more on disk and in memory (said in export.json)."""
     import onnx
     import torch
-    from accelerate.utils import find_tied_parameters
     from optimum.onnx import remove_duplicate_weights_from_tied_info
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -166,7 +165,7 @@ def _deduplicate_tied_weights(model_dir: Path, onnx_path: Path) -> dict[str, Any
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
     skeleton.tie_weights()
-    tied = [list(group) for group in find_tied_parameters(skeleton)]
+    tied = _tied_parameter_groups(skeleton)
     external = [
         p for p in onnx_path.parent.iterdir() if p.name != onnx_path.name and "onnx" in p.name
     ]
@@ -177,6 +176,15 @@ def _deduplicate_tied_weights(model_dir: Path, onnx_path: Path) -> dict[str, Any
         onnx.load(str(onnx_path)), skeleton, tied, save_path=str(onnx_path)
     )
     return {"tied_weights": tied, "tied_weights_deduplicated": True}
+
+
+def _tied_parameter_groups(model) -> list[list[str]]:
+    """The names of each set of parameters that are one tensor (accelerate's
+    find_tied_parameters, without accelerate in the TorchScript env that imports this module)."""
+    names_by_tensor: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names_by_tensor.setdefault(id(parameter), []).append(name)
+    return sorted(sorted(names) for names in names_by_tensor.values() if len(names) > 1)
 
 
 def export_openvino(model_dir: Path, out_dir: Path, weight_format: str = "fp32") -> ExportInfo:

@@ -163,6 +163,14 @@ def apply_cuda_policy(
     return CudaDecision(kept, cuda, f"leaving out {labels}: {reason}")
 
 
+HUMANEVAL_PROBLEMS = 164
+
+
+def expected_prompt_count(limit: int | None) -> int:
+    """How many prompts a study sends in every run: one per HumanEval problem, or the limit."""
+    return HUMANEVAL_PROBLEMS if limit is None else min(limit, HUMANEVAL_PROBLEMS)
+
+
 RUN_ORDER_MODES = ("random", "fixed", "by_model")
 
 

@@ -36,8 +36,7 @@ from typing import Any
 import yaml
 
 from serving_energy.core.machine import gpus
-from serving_energy.data.dataset import expected_prompt_count
-from serving_energy.study.design import apply_cuda_policy
+from serving_energy.study.design import apply_cuda_policy, expected_prompt_count
 from serving_energy.study.footprint import (
     BYTES_PER_FP32,
     WEIGHT_COPIES,
