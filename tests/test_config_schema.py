@@ -29,6 +29,17 @@ def test_text_becomes_the_type_the_schema_asks_for():
     assert coerced["study"]["name"] == "42"  # a string where the schema wants one
 
 
+def test_a_number_or_text_key_takes_a_number_and_keeps_a_path():
+    number = coerce({"carbon": {"intensity_g_per_kwh": "250"}}, SCHEMA)
+    path = coerce({"carbon": {"intensity_g_per_kwh": "config/intensity.csv"}}, SCHEMA)
+    assert number["carbon"]["intensity_g_per_kwh"] == 250
+    assert path["carbon"]["intensity_g_per_kwh"] == "config/intensity.csv"
+    # a text-or-null key keeps its text, even one YAML would read as something else
+    assert coerce({"meters": {"energibridge": {"binary": "1"}}}, SCHEMA) == {
+        "meters": {"energibridge": {"binary": "1"}}
+    }
+
+
 def test_text_that_does_not_fit_is_left_for_validation_to_name():
     coerced = coerce({"generation": {"max_new_tokens": "lots"}}, SCHEMA)
     assert coerced["generation"]["max_new_tokens"] == "lots"

@@ -20,12 +20,28 @@ def test_the_shape_count_is_within_a_percent_of_the_built_model(alias):
     assert estimate_parameters(spec) == pytest.approx(count_parameters(config), rel=0.01)
 
 
-def test_a_3b_job_needs_what_was_measured_and_fits_24_gb():
-    parameters = 2_650_000_000  # measured: 10.6 GB of fp32; export peak 11.4 GB, runs ~10.5 GB
-    assert 11_400 <= job_memory_mb("export_onnx", parameters) <= 14_500
-    assert 10_500 <= job_memory_mb("measure", parameters) <= 14_500
+# Peak resident memory of each stage's job at phi-2's geometry (2.78 B parameters, 11.1 GB of
+# fp32), measured in the paper-scale rehearsal (docs/benchmarks/2026-12-06-paper-scale-rehearsal.json).
+# OpenVINO's check (24.5 GB) is left out: most of it is the IR's memory-mapped, reclaimable pages.
+PHI2_PARAMETERS = 2_778_726_400
+PHI2_MEASURED_PEAK_MB = {
+    "build_standin": 11_700,
+    "export_onnx": 18_200,
+    "export_openvino": 13_800,
+    "export_torchscript": 22_500,
+    "check_engine": 21_900,  # ONNX Runtime beside the torch reference
+}
+
+
+@pytest.mark.parametrize("stage", sorted(PHI2_MEASURED_PEAK_MB))
+def test_a_3b_job_is_declared_at_least_what_it_was_measured_to_hold(stage):
+    declared = job_memory_mb(stage, PHI2_PARAMETERS)
+    assert PHI2_MEASURED_PEAK_MB[stage] <= declared <= 1.4 * PHI2_MEASURED_PEAK_MB[stage]
+
+
+def test_every_3b_job_fits_24_gb():
     for stage in WEIGHT_COPIES:
-        check_fits(stage, job_memory_mb(stage, parameters), 24_000, "stablecode-3b")
+        check_fits(stage, job_memory_mb(stage, PHI2_PARAMETERS), 24_000, "phi-2")
 
 
 def test_a_job_that_cannot_fit_names_its_need():

@@ -161,7 +161,9 @@ def test_use_conda_without_conda_says_both_ways_forward(tmp_path, monkeypatch):
     """The README's main command on a machine without conda: one line with what to do."""
     bare_path = tmp_path / "bin"
     bare_path.mkdir()
-    for tool in ("bash", "sh", "env"):  # what Snakemake may call; conda and mamba are not here
+    # What Snakemake and its plugins may call (the SLURM plugin runs `which sacct` when it is
+    # imported, and fails without `which`); conda and mamba are not here.
+    for tool in ("bash", "sh", "env", "which"):
         if Path(f"/usr/bin/{tool}").exists():
             (bare_path / tool).symlink_to(f"/usr/bin/{tool}")
     monkeypatch.setenv("PATH", str(bare_path))
@@ -178,8 +180,8 @@ def test_the_plan_of_the_papers_study_needs_no_download(tmp_path):
     window counted (refused on a machine without the disk for the fp32 exports, kept then as
     refused.json)."""
     result = run_snakemake(
-        "--cores", "1", "--directory", str(tmp_path), "--snakefile", "Snakefile",
-        "--configfile", "config/config.yaml", "--config", "cuda={policy: require}", "plan",
+        "plan", "--cores", "1", "--directory", str(tmp_path), "--snakefile", "Snakefile",
+        "--configfile", "config/config.yaml", "--config", "cuda={policy: require}",
     )  # fmt: skip
     plan_dir = tmp_path / "results" / "plan"
     written = plan_dir / ("plan.json" if result.returncode == 0 else "refused.json")

@@ -75,12 +75,17 @@ def coerce(value: Any, schema: Mapping, root: Mapping | None = None) -> Any:
     branches = _branches(schema, root)
     if isinstance(value, str):
         types = set().union(*(_types(branch) for branch in branches))
-        if not types or "string" in types:
+        if not types:
             return value
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             return value
+        if "string" in types:
+            # A number-or-text key (carbon.intensity_g_per_kwh: a constant or a CSV's path) takes
+            # a text that reads as a number as the number; any other text stays text.
+            numeric = isinstance(parsed, (int, float)) and not isinstance(parsed, bool)
+            return parsed if numeric and _fits(parsed, types - {"string"}) else value
         if isinstance(parsed, str) or not _fits(parsed, types):
             return value
         return coerce(parsed, schema, root)
