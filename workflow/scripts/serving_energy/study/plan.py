@@ -76,7 +76,12 @@ DEFAULT_READ_BANDWIDTH_GB_S = {"cpu": 10.0, "cuda": 1000.0}
 ADAPTIVE_COOLDOWN_EXTRA_S = 10.0  # waiting for the CPU to settle after the minimum
 BANDWIDTH_CALIBRATION_S = 60.0  # once per host and thread count
 ANALYSIS_S = 90.0  # merge, statistics, tables, figures, package
-EQUIVALENCE_PASSES = 3  # torch, torch at another thread count (the noise floor), the engine
+# An equivalence check decodes every prompt twice (torch, then the engine: counted at torch's
+# speed, the slower) and then reads each whole sequence's logits three times in one forward pass
+# each (torch, torch at another thread count for the noise floor, the engine), a pass costing
+# about one token's read of the weights.
+EQUIVALENCE_DECODE_PASSES = 2
+EQUIVALENCE_SEQUENCE_PASSES = 3
 # Of the ONNX exporter: the graph is written, then its external data once more, for a moment.
 ONNX_TRANSIENT_COPIES = 1.0
 
@@ -540,7 +545,11 @@ def _model_plan(
         )  # fmt: skip
         if engine == "onnx":
             transient = int(forecast * ONNX_TRANSIENT_COPIES)
-    checks_tokens = config["equivalence"]["prompts"] * config["equivalence"]["max_new_tokens"]
+    check_prompts = config["equivalence"]["prompts"]
+    check_steps = check_prompts * (
+        EQUIVALENCE_DECODE_PASSES * config["equivalence"]["max_new_tokens"]
+        + EQUIVALENCE_SEQUENCE_PASSES
+    )
     for configuration in configurations:
         if configuration.is_reference:
             continue
@@ -549,8 +558,7 @@ def _model_plan(
             JOB_OVERHEAD_S
             + load_seconds("torch", count * BYTES_PER_FP32)
             + load_seconds(configuration.engine, engine_bytes)
-            + EQUIVALENCE_PASSES
-            * checks_tokens
+            + check_steps
             * seconds_per_token(
                 Configuration("torch", configuration.provider), count, config,
                 machine.read_bandwidth_gb_s[configuration.provider].value,
