@@ -39,6 +39,27 @@ def test_generation_record(engines):
         generation.text = "changed"
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_torchs_step_logits_are_those_its_ids_came_from(architecture, engines, torch_outputs):
+    """generate_with_step_logits: the same ids as generate, and per step the logits whose argmax
+    is that id (EOS barred), close to the full forward pass over the same ids."""
+    import numpy as np
+
+    from serving_energy.engines.base import eos_ids_of
+
+    torch_engine = engines(architecture, "torch")
+    generation, steps = torch_engine.generate_with_step_logits(PROMPTS[0], NEW_TOKENS)
+    assert generation.new_token_ids == torch_outputs[architecture][0].new_token_ids
+    assert steps.shape == (NEW_TOKENS, torch_engine.sequence_logits([0]).shape[-1])
+    ids = torch_engine.encode(PROMPTS[0]) + list(generation.new_token_ids)
+    full = torch_engine.sequence_logits(ids)[generation.prompt_tokens - 1 : -1]
+    assert np.max(np.abs(full - steps)) < 1e-3 * max(1.0, float(np.max(np.abs(full))))
+    barred = steps.copy()
+    eos = eos_ids_of(torch_engine.tokenizer, torch_engine.model.generation_config)
+    barred[:, list(eos)] = -np.inf
+    assert list(np.argmax(barred, axis=1)) == list(generation.new_token_ids)
+
+
 def test_prompt_lengths_vary_and_are_generalised_by_the_trace(engines):
     """The TorchScript trace uses an 8-token example; other lengths must give the same ids."""
     torch_engine, traced = engines("llama", "torch"), engines("llama", "torchscript")

@@ -202,6 +202,11 @@ class Engine(ABC):
         if not input_ids:
             raise ValueError("empty prompt: nothing to condition the generation on")
         new_ids = self.generate_ids(input_ids, max_new_tokens)
+        return self._generation(input_ids, new_ids, max_new_tokens, start)
+
+    def _generation(
+        self, input_ids: Sequence[int], new_ids: Sequence[int], max_new_tokens: int, start: float
+    ) -> Generation:
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         duration_s = time.perf_counter() - start
         if len(new_ids) != max_new_tokens:

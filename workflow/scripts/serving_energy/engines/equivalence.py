@@ -34,6 +34,9 @@ class PromptComparison:
     max_logit_diff: float | None
     reference_margin_at_divergence: float | None = None
     logit_scale: float | None = None  # the largest |reference logit| compared
+    # torch's own fp32 noise on this prompt: its logits computed two ways (another thread count;
+    # incrementally with its KV cache, as it generates, against the full forward pass)
+    reference_noise_logit_diff: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class EquivalenceResult:
     # torch against itself at another thread count: the reference's own fp32 noise
     noise_floor_logit_diff: float | None = None
     noise_floor_threads: tuple[int, int] | None = None
+    # torch's logits as it generates (KV cache) against its full forward pass over the same ids
+    decode_noise_logit_diff: float | None = None
     per_prompt: tuple[PromptComparison, ...] = ()
     # The candidate's arithmetic as it reported it: a check only vouches for runs at the same one.
     compute_precision: str | None = None
@@ -76,16 +81,18 @@ def _logit_comparison(
     prompt_len: int,
     divergence,
     noise_logits: Callable | None = None,
-) -> tuple[float | None, float | None, float | None, float | None]:
+    reference_steps=None,
+) -> tuple[float | None, float | None, float | None, float | None, float | None]:
     """(max |logit difference| over the positions that predict new tokens, the reference's
     top-1 minus top-2 logit at the first divergence, the logits' scale, the reference's
-    difference from ``noise_logits``, itself computed another way) -- each None where not
+    difference from ``noise_logits`` (itself computed another way), and from
+    ``reference_steps``, the logits its generation chose from) -- each None where not
     obtainable."""
     import numpy as np
 
     ref_logits = reference.sequence_logits(token_ids)
     cand_logits = candidate.sequence_logits(token_ids)
-    margin = scale = noise = None
+    margin = scale = noise = decode_noise = None
     predicting = slice(prompt_len - 1, len(token_ids) - 1)
     if ref_logits is not None:
         scale = logit_scale(ref_logits[predicting])
@@ -96,10 +103,12 @@ def _logit_comparison(
             other = noise_logits(token_ids)
             if other is not None:
                 noise = float(np.max(np.abs(ref_logits[predicting] - other[predicting])))
+        if reference_steps is not None:
+            decode_noise = float(np.max(np.abs(ref_logits[predicting] - reference_steps)))
     if ref_logits is None or cand_logits is None:
-        return None, margin, scale, noise
+        return None, margin, scale, noise, decode_noise
     diff = float(np.max(np.abs(ref_logits[predicting] - cand_logits[predicting])))
-    return diff, margin, scale, noise
+    return diff, margin, scale, noise, decode_noise
 
 
 def check_equivalence(
@@ -120,8 +129,14 @@ def check_equivalence(
         raise ValueError("the equivalence check needs at least one prompt")
     comparisons = []
     noise_diffs = []
+    decode_noises = []
+    # torch gives the logits it generated from; another reference engine gives its ids only
+    generate_with_steps = getattr(reference, "generate_with_step_logits", None)
     for index, prompt in enumerate(prompts):
-        ref = reference.generate(prompt, max_new_tokens)
+        if generate_with_steps is not None:
+            ref, steps = generate_with_steps(prompt, max_new_tokens)
+        else:
+            ref, steps = reference.generate(prompt, max_new_tokens), None
         cand = candidate.generate(prompt, max_new_tokens)
         if cand.prompt_tokens != ref.prompt_tokens:
             raise ValueError(
@@ -131,10 +146,12 @@ def check_equivalence(
         pairs = list(zip(cand.new_token_ids, ref.new_token_ids, strict=True))
         divergence = next((i for i, (c, r) in enumerate(pairs) if c != r), None)
         sequence = reference.encode(prompt) + list(ref.new_token_ids)
-        max_diff, margin, scale, noise = _logit_comparison(
-            candidate, reference, sequence, ref.prompt_tokens, divergence, noise_logits
+        max_diff, margin, scale, noise, decode_noise = _logit_comparison(
+            candidate, reference, sequence, ref.prompt_tokens, divergence, noise_logits, steps
         )
         noise_diffs.append(noise)
+        decode_noises.append(decode_noise)
+        known_noises = [n for n in (noise, decode_noise) if n is not None]
         comparisons.append(
             PromptComparison(
                 prompt_index=index,
@@ -145,6 +162,7 @@ def check_equivalence(
                 max_logit_diff=max_diff,
                 reference_margin_at_divergence=margin,
                 logit_scale=scale,
+                reference_noise_logit_diff=max(known_noises) if known_noises else None,
             )
         )
     n_tokens = sum(c.n_tokens for c in comparisons)
@@ -170,16 +188,21 @@ def check_equivalence(
     scales = [c.logit_scale for c in comparisons if c.logit_scale is not None]
     scale = max(scales) if scales else 1.0
     max_diff = max(diffs) if logits_known else None
+    prompt_noises = [c.reference_noise_logit_diff for c in comparisons]
     verdict, reason = judge(
         [
-            Divergence(c.reference_margin_at_divergence, c.max_logit_diff)
+            Divergence(
+                c.reference_margin_at_divergence, c.max_logit_diff, c.reference_noise_logit_diff
+            )
             for c in comparisons
             if c.first_divergence_token is not None
         ],
         max_diff,
         scale,
+        reference_noise=max((n for n in prompt_noises if n is not None), default=None),
     )
     noise_known = noise_logits is not None and all(n is not None for n in noise_diffs)
+    decode_known = all(n is not None for n in decode_noises)
     candidate_info, reference_info = candidate.info(), reference.info()
     return EquivalenceResult(
         engine=candidate_info.engine,
@@ -203,6 +226,7 @@ def check_equivalence(
         logit_scale=scale if scales else None,
         noise_floor_logit_diff=max(noise_diffs) if noise_known else None,
         noise_floor_threads=noise_threads if noise_known else None,
+        decode_noise_logit_diff=max(decode_noises) if decode_known else None,
         per_prompt=tuple(comparisons),
         compute_precision=candidate_info.compute_precision,
         precision_settings=dict(candidate_info.precision_settings),

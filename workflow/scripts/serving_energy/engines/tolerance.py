@@ -15,11 +15,15 @@ one rule serves both the TorchScript export's verification and the equivalence c
   two logits it may flip an argmax. A divergence is a **near tie** when torch's top-1/top-2 margin
   where it happened is below the engine's logit difference on that prompt (rounding of that size
   explains the flip) and the difference stays within ``NEAR_TIE_RELATIVE_DIFF`` of the scale
-  (measured at 2.7 B: ONNX Runtime 3.0, OpenVINO 3.5 on logits of about +-40-60); a broken export
-  (wrong weights, a baked-in length) differs by the order of the scale and fails.
+  (measured at 2.7 B: ONNX Runtime 3.0, OpenVINO 3.5 on logits of about +-40-60), or within
+  ``NEAR_TIE_NOISE_MULTIPLE`` times torch's own noise, never beyond ``NEAR_TIE_MAX_RELATIVE_DIFF``;
+  a broken export (wrong weights, a baked-in length) differs by the order of the scale and fails.
 
-The check also measures torch against itself at another thread count (``noise_floor``): the fp32
-noise of the reference alone, recorded beside every verdict.
+The check measures torch against itself two ways, recorded beside every verdict: at another thread
+count (``noise_floor``), and as it generates -- incrementally, with its KV cache -- against its
+full forward pass over the same ids (``decode_noise``). The second is the arithmetic torch's ids
+came from: at stablecode-3b's geometry it differs from the full pass by as much as the engines do,
+so a flip where torch's margin is below its own noise there is a near tie, whatever the engine.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ TRACE_RELATIVE_TOLERANCE = 1e-3
 TRACE_NOISE_MULTIPLE = 10.0
 TRACE_MAX_RELATIVE_TOLERANCE = 0.01
 NEAR_TIE_RELATIVE_DIFF = 0.1
+# An engine as far from torch as this many times torch is from itself is as faithful as torch's
+# own two paths; beyond this share of the scale nothing is a near tie.
+NEAR_TIE_NOISE_MULTIPLE = 3.0
+NEAR_TIE_MAX_RELATIVE_DIFF = 0.25
 
 IDENTICAL = "identical"
 NEAR_TIE = "near_tie"
@@ -66,30 +74,46 @@ class Divergence:
 
     reference_margin: float | None  # torch's top-1 minus top-2 logit there
     max_logit_diff: float | None  # the engine's largest difference on that prompt
+    reference_noise: float | None = None  # torch against itself on that prompt
+
+
+def near_tie_allowance(scale: float, reference_noise: float | None = None) -> float:
+    """The largest logit difference a diverging engine may show and still be judged a near tie:
+    a share of the scale or a multiple of torch's own noise, whichever is larger, capped."""
+    allowed = max(NEAR_TIE_RELATIVE_DIFF * scale, NEAR_TIE_NOISE_MULTIPLE * (reference_noise or 0))
+    return min(allowed, NEAR_TIE_MAX_RELATIVE_DIFF * scale)
 
 
 def judge(
-    divergences: list[Divergence], max_logit_diff: float | None, scale: float
+    divergences: list[Divergence],
+    max_logit_diff: float | None,
+    scale: float,
+    reference_noise: float | None = None,
 ) -> tuple[str, str]:
-    """(verdict, why) for an engine whose greedy ids diverged from torch's on ``divergences``."""
+    """(verdict, why) for an engine whose greedy ids diverged from torch's on ``divergences``;
+    ``reference_noise``: torch against itself, the largest over the prompts."""
     if not divergences:
         return IDENTICAL, "every greedy id equals torch's"
     if max_logit_diff is None:
         return FAILED, "ids diverged and the engine exposes no logits to tell a near tie"
     relative = max_logit_diff / scale
-    if relative > NEAR_TIE_RELATIVE_DIFF:
+    allowed = near_tie_allowance(scale, reference_noise)
+    noise_text = "" if reference_noise is None else f", torch's own noise {reference_noise:.3g}"
+    if max_logit_diff > allowed:
         return FAILED, (
-            f"logits differ by {max_logit_diff:.3g} = {relative:.3g} of their scale {scale:.3g} "
-            f"(a near tie needs at most {NEAR_TIE_RELATIVE_DIFF})"
+            f"logits differ by {max_logit_diff:.3g} = {relative:.3g} of their scale {scale:.3g}"
+            f"{noise_text} (a near tie needs at most {allowed:.3g})"
         )
     for index, divergence in enumerate(divergences):
         margin, diff = divergence.reference_margin, divergence.max_logit_diff
-        if margin is None or diff is None or margin > diff:
+        explained = max(d for d in (diff, divergence.reference_noise, 0.0) if d is not None)
+        if margin is None or diff is None or margin > explained:
             return FAILED, (
                 f"divergence {index}: torch's top-1/top-2 margin {margin} exceeds the engine's "
-                f"logit difference {diff}: not a rounding flip"
+                f"logit difference {diff} and torch's own noise {divergence.reference_noise}: "
+                "not a rounding flip"
             )
     return NEAR_TIE, (
-        f"every divergence is at a near tie (torch's margin below the engine's difference there); "
-        f"logits differ by {relative:.3g} of their scale {scale:.3g}"
+        "every divergence is at a near tie (torch's margin below the engine's difference or its "
+        f"own noise there); logits differ by {relative:.3g} of their scale {scale:.3g}{noise_text}"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from .base import (
     EngineError,
     EngineInfo,
     GenerateApiEngine,
+    greedy_generation_config,
     pin_torch_fp32,
     set_torch_threads,
     torch_compute_precision,
@@ -47,6 +49,37 @@ class TorchEngine(GenerateApiEngine):
 
     def _check_output(self, out) -> None:
         check_torch_device(out.device, self.provider, "torch generation")
+
+    def generate_with_step_logits(self, prompt: str, max_new_tokens: int):
+        """``generate()``, and the logits each greedy step chose from (numpy [n, vocab]): torch's
+        incremental arithmetic with its KV cache. The equivalence check compares them with the
+        full forward pass over the same ids: torch's own fp32 noise on the path it generates by
+        (the same ids either way, so this costs no extra pass)."""
+        import numpy as np
+        import torch
+
+        start = time.perf_counter()
+        input_ids = self.encode(prompt)
+        if not input_ids:
+            raise ValueError("empty prompt: nothing to condition the generation on")
+        ids, mask = self._input(input_ids)
+        config = greedy_generation_config(
+            self.tokenizer, max_new_tokens, self.model.generation_config
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=config,
+                use_model_defaults=False,
+                output_logits=True,  # raw logits, before the processor that bars an early EOS
+                return_dict_in_generate=True,
+            )
+        self._check_output(out.sequences)
+        new_ids = out.sequences[0, ids.shape[1] :].tolist()
+        generation = self._generation(input_ids, new_ids, max_new_tokens, start)
+        steps = np.stack([step[0].float().cpu().numpy() for step in out.logits])
+        return generation, steps
 
     def sequence_logits(self, token_ids: Sequence[int]):
         import torch
