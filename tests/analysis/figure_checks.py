@@ -12,6 +12,21 @@ def _visible_text(text: matplotlib.text.Text) -> bool:
     return text.get_visible() and bool(text.get_text().strip())
 
 
+def _undrawn_tick_labels(figure: Figure) -> set[int]:
+    """Tick labels that matplotlib keeps but does not draw: their tick lies outside the axis'
+    view interval (a timeline's x axis ends between two tick locations)."""
+    undrawn = set()
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            span = (high - low) or 1.0
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                location = tick.get_loc()
+                if location is None or not (low - 1e-9 * span <= location <= high + 1e-9 * span):
+                    undrawn.update({id(tick.label1), id(tick.label2)})
+    return undrawn
+
+
 def layout_problems(figure: Figure, name: str = "figure") -> list[str]:
     """What a reader would see as broken: text cut off at the image's edge, an axis label over
     its own tick labels, a panel title over the figure's title or over another panel's ticks."""
@@ -23,8 +38,9 @@ def layout_problems(figure: Figure, name: str = "figure") -> list[str]:
     def extent(text):
         return text.get_window_extent(renderer)
 
+    undrawn = _undrawn_tick_labels(figure)
     for text in figure.findobj(matplotlib.text.Text):
-        if not _visible_text(text):
+        if not _visible_text(text) or id(text) in undrawn:
             continue
         box = extent(text)
         if (

@@ -55,3 +55,16 @@ def test_the_check_finds_text_that_leaves_the_image():
     problems = layout_problems(figure)
     plt.close(figure)
     assert any("leaves the image" in p for p in problems)
+
+
+def test_a_run_timeline_keeps_its_text_inside_and_apart(tmp_path, drawn):
+    """Every smoke run also writes a timeline: the longest title the workflow gives one (model,
+    configuration label, repetition), the stand-in note and the estimate footer."""
+    from test_analysis_figures import timeline
+
+    title = "tiny-gpt2-bigcode-standin <OV, CPU> rep 2"
+    written = figures.plot_run_timeline(
+        timeline(), tmp_path / "run", title=title, formats=("png",), note="STAND-IN model"
+    )
+    assert [path.name for path in written] == ["run.png"]
+    assert drawn == [], "\n".join(drawn)
