@@ -97,14 +97,9 @@ def load_prompts(path: Path | None, n_prompts: int) -> list[str]:
 def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | None]]:
     """Build the stand-in and export it once; later runs reuse complete, current artefacts."""
     from serving_energy.data.standins import STANDIN_FILE, build_standin
-    from serving_energy.engines.export import (
-        EXPORT_FILE,
-        export_onnx,
-        export_openvino,
-        export_torchscript,
-        read_export_info,
-    )
-    from serving_energy.engines.torchscript_engine import TORCHSCRIPT_FORMAT
+    from serving_energy.engines.export import EXPORT_FILE, export_model, read_export_info
+    from serving_energy.engines.torchscript_engine.engine import TORCHSCRIPT_FORMAT
+    from serving_energy.study.vocabulary import ENGINE_SPECS
 
     model_dir = work_dir / MODEL_NAME / "model"
     if not (model_dir / STANDIN_FILE).is_file():
@@ -114,11 +109,6 @@ def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | 
             f"built stand-in: {info.n_parameters / 1e6:.1f} M parameters "
             f"({time.perf_counter() - started:.1f} s)"
         )
-    exporters = {
-        "onnx": export_onnx,
-        "openvino": export_openvino,
-        "torchscript": lambda m, o: export_torchscript(m, o, "cpu"),
-    }
     artefacts: dict[str, Path | None] = {"torch": None}
     for engine in engines:
         if engine == "torch":
@@ -129,7 +119,8 @@ def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | 
             or read_export_info(out_dir)["details"].get("format") == TORCHSCRIPT_FORMAT
         )
         if not current:
-            info = exporters[engine](model_dir, out_dir)
+            provider = "cpu" if ENGINE_SPECS[engine].export_per_provider else None
+            info = export_model(engine, model_dir, out_dir, provider)
             print(f"exported {engine}: {info.duration_s:.1f} s, {info.size_bytes / 1e6:.0f} MB")
         artefacts[engine] = out_dir
     return model_dir, artefacts
@@ -180,13 +171,13 @@ def serve_engine(conn, engine, model_dir, artefact, threads, options) -> None:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    from serving_energy.engines import EngineOptions, load_engine
+    from serving_energy.engines import load_engine
 
     try:
         started = time.perf_counter()
         loaded = load_engine(
             engine, "cpu", Path(model_dir), artefact and Path(artefact), threads,
-            EngineOptions(**options),
+            options,
         )  # fmt: skip
         load_s = time.perf_counter() - started
         conn.send(("ready", (dataclasses.asdict(loaded.info()), load_s)))
@@ -265,7 +256,7 @@ def main(argv=None) -> int:
             continue
         for precision in args.openvino_precisions:
             name = "openvino" if precision == "f32" else f"openvino[{precision}]"
-            rows.append((name, engine, {"openvino_inference_precision": precision}))
+            rows.append((name, engine, {"inference_precision": precision}))
     names = [name for name, _, _ in rows]
 
     bandwidth_before = measure_bandwidth(args.threads)

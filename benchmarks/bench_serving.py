@@ -109,24 +109,16 @@ def standin(args) -> Path:
 
 def artefact(engine: str, model_dir: Path) -> Path | None:
     """Each exported engine's artefact, exported once into the cache (export is atomic)."""
-    from serving_energy.engines.export import (
-        EXPORT_FILE,
-        export_onnx,
-        export_openvino,
-        export_torchscript,
-    )
+    from serving_energy.engines.export import EXPORT_FILE, export_model
+    from serving_energy.study.vocabulary import ENGINE_SPECS
 
     if engine == "torch":
         return None
     out_dir = model_dir.parent / f"{model_dir.name}-{engine}"
     if not (out_dir / EXPORT_FILE).is_file():
         log(f"exporting {engine} to {out_dir}")
-        if engine == "onnx":
-            export_onnx(model_dir, out_dir)
-        elif engine == "openvino":
-            export_openvino(model_dir, out_dir)
-        else:
-            export_torchscript(model_dir, out_dir, "cpu")
+        provider = "cpu" if ENGINE_SPECS[engine].export_per_provider else None
+        export_model(engine, model_dir, out_dir, provider)
     return out_dir
 
 

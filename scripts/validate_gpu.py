@@ -175,7 +175,8 @@ class UtilisationSampler:
 
 
 def environment(nvml: Nvml) -> dict:
-    from serving_energy.core.versions import ENGINE_PACKAGES, library_versions
+    from serving_energy.core.versions import library_versions
+    from serving_energy.study.vocabulary import ENGINE_PACKAGES
 
     record = {
         "python": sys.version.split()[0],
@@ -397,7 +398,7 @@ def main(argv=None) -> int:
     try:
         from serving_energy.data.standins import build_standin
         from serving_energy.engines import load_engine
-        from serving_energy.engines.export import export_onnx, export_torchscript
+        from serving_energy.engines.export import export_model
     except Exception as exc:  # noqa: BLE001
         report["setup_errors"].append({"step": "import", "error": error_text(exc)})
         load_engine = None
@@ -425,8 +426,8 @@ def main(argv=None) -> int:
             continue
         artefacts: dict[str, Path | None] = {"torch": None}
         for engine_name, export in (
-            ("onnx", lambda out, m=model_dir: export_onnx(m, out)),
-            ("torchscript", lambda out, m=model_dir: export_torchscript(m, out, "cuda")),
+            ("onnx", lambda out, m=model_dir: export_model("onnx", m, out)),
+            ("torchscript", lambda out, m=model_dir: export_model("torchscript", m, out, "cuda")),
         ):
             out = work_dir / architecture / f"{engine_name}-cuda"
             try:

@@ -35,6 +35,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from serving_energy.study import vocabulary
+from serving_energy.study.layout import export_artefacts, parse_export_artefact
 from serving_energy.study.vocabulary import CONFIGURATIONS, ENGINES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,16 +58,20 @@ ALLOWED_OUTSIDE_LOCK = {"onnxruntime-gpu": "1.31.1", "pip": "26.3", "setuptools"
 # A distribution that provides the modules (and has the requirements) of another one.
 PROVIDES = {"onnxruntime-gpu": "onnxruntime"}
 
-# Which engines' code an env has to carry. Engine-specific code is imported lazily: the engine
-# registry imports ``<engine>_engine`` modules and serving_energy.engines.export has one ``export_<engine>``
-# function per engine; only the env's own engines are followed (None = follow everything).
-ENV_ENGINES: dict[str, frozenset[str] | None] = {
-    "data": None,
-    "analysis": None,
-    "export-torch": frozenset({"torch", "torchscript"}),
-    "export-onnx": frozenset({"onnx"}),
-    "export-openvino": frozenset({"openvino"}),
+# Which engines' code an env has to carry. Engine code lives in plug-in folders
+# (serving_energy/engines/<id>_engine/) that the library imports by the module paths of their specs
+# (EngineSpec.engine_class, .exporter), not by import statements: a rule's own engines' plug-in
+# modules are followed from those paths (``RuleUse.seeds``), and lazy imports of another engine's
+# plug-in are not. Envs of rules that load no engine follow everything they import (None).
+ENV_ENGINES: dict[str, frozenset[str] | None] = {"data": None, "analysis": None}
+PLUGIN_ENGINES = {
+    plugin: spec_id
+    for plugin, spec_id in zip(vocabulary.ENGINE_PLUGINS, vocabulary.ENGINE_SPECS, strict=True)
 }
+
+
+def _module_of(path: str) -> str:
+    return path.partition(":")[0]
 
 
 def normalise(name: str) -> str:
@@ -275,6 +280,7 @@ class RuleUse:
     script: Path | None
     engines: frozenset[str] | None  # engine-specific code to follow (None = all)
     label: str  # rule plus wildcards, for messages
+    seeds: tuple[str, ...] = ()  # plug-in modules the rule's job loads by their spec's path
 
 
 RULE_HEADER = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.M)
@@ -336,6 +342,16 @@ def rule_envs(rules_dir: Path = RULES) -> tuple[list[RuleUse], list[str]]:
             if conda[0] in "\"'":
                 env = (smk.parent / conda.strip("\"'")).resolve()
                 uses.append(RuleUse(rule, env, script_path, ENV_ENGINES.get(env.stem), rule))
+            elif conda == "export_env":
+                for artefact in export_artefacts():
+                    engine, _ = parse_export_artefact(artefact)
+                    spec = vocabulary.ENGINE_SPECS[engine]
+                    env = (rules_dir.parents[1] / "envs" / f"{spec.export_env}.yaml").resolve()
+                    seeds = (_module_of(spec.exporter),)
+                    label = f"{rule}[{artefact}]"
+                    uses.append(
+                        RuleUse(rule, env, script_path, frozenset({engine}), label, seeds)
+                    )
             elif conda == "serving_env" and serving_env is not None:
                 engines = _engine_constraint(block, helpers)
                 for configuration in CONFIGURATIONS:  # only those that exist
@@ -346,7 +362,10 @@ def rule_envs(rules_dir: Path = RULES) -> tuple[list[RuleUse], list[str]]:
                     env = Path(serving_env(wildcards)).resolve()
                     label = f"{rule}[{configuration.id}]"
                     followed = frozenset({engine, vocabulary.REFERENCE_ENGINE})
-                    uses.append(RuleUse(rule, env, script_path, followed, label))
+                    seeds = tuple(
+                        _module_of(vocabulary.ENGINE_SPECS[e].engine_class) for e in sorted(followed)
+                    )
+                    uses.append(RuleUse(rule, env, script_path, followed, label, seeds))
             else:
                 problems.append(f"rule {rule} ({smk.name}): cannot resolve conda: {conda}")
     for use in uses:
@@ -442,22 +461,31 @@ def _engine_of_import(imp: Import) -> str | None:
     """The engine a lazy (in-function) import belongs to, if it is engine-specific code."""
     if not imp.functions:
         return None  # module-level imports are always needed
-    leaf = imp.module.rpartition(".")[2]
-    for engine in ENGINES:
-        if leaf == f"{engine}_engine" or f"{engine}_engine" in imp.names:
-            return engine
-        if f"export_{engine}" in imp.functions:
-            return engine
+    parts = imp.module.split(".")
+    if parts[:2] == [LIBRARY, "engines"] and len(parts) > 2 and parts[2] in PLUGIN_ENGINES:
+        return PLUGIN_ENGINES[parts[2]]
+    if parts == [LIBRARY, "engines"]:
+        for name in imp.names:
+            if name in PLUGIN_ENGINES:
+                return PLUGIN_ENGINES[name]
     return None
 
 
 def third_party_imports(
-    script: Path, engines: frozenset[str] | None, root: Path = SCRIPTS
+    script: Path,
+    engines: frozenset[str] | None,
+    root: Path = SCRIPTS,
+    seeds: Iterable[str] = (),
 ) -> dict[str, str]:
-    """Third-party modules a script can import: module -> the library module that imports it."""
+    """Third-party modules a script can import: module -> the library module that imports it.
+    ``seeds``: library modules its job imports by name (an engine plug-in's, from its spec)."""
     result: dict[str, str] = {}
     seen: set[Path] = set()
     stack: list[tuple[Path, str]] = [(script, script.name)]
+    for seed in seeds:
+        file = _library_file(seed, root)
+        if file is not None:
+            stack.append((file, seed))
     while stack:
         path, label = stack.pop()
         if path in seen:
@@ -528,7 +556,8 @@ def check_rule_imports(use: RuleUse, root: Path = SCRIPTS) -> list[str]:
     env = parse_env(use.env)
     available = provided(env)
     problems = []
-    for module, importer in sorted(third_party_imports(use.script, use.engines, root).items()):
+    imports = third_party_imports(use.script, use.engines, root, use.seeds)
+    for module, importer in sorted(imports.items()):
         dists = distributions_of(module)
         if not dists:
             problems.append(

@@ -44,7 +44,7 @@ def test_every_rule_names_an_existing_env(rule_uses):
     uses, problems = rule_uses
     assert problems == []
     rules = {use.rule for use in uses}
-    assert {"download_humaneval", "measure", "check_engine", "merge_runs", "export_onnx"} <= rules
+    assert {"download_humaneval", "measure", "check_engine", "merge_runs", "export"} <= rules
 
 
 def test_serving_env_covers_every_engine_and_provider(rule_uses):
@@ -58,6 +58,13 @@ def test_serving_env_covers_every_engine_and_provider(rule_uses):
         "measure[openvino-cpu]": "serve-openvino",
         "measure[torchscript-cpu]": "serve-torchscript",
         "measure[torchscript-cuda]": "serve-torchscript",
+    }
+    export = {use.label: use.env.stem for use in uses if use.rule == "export"}
+    assert export == {
+        "export[onnx]": "export-onnx",
+        "export[openvino]": "export-openvino",
+        "export[torchscript/cpu]": "export-torch",
+        "export[torchscript/cuda]": "export-torch",
     }
     check = {use.label for use in uses if use.rule == "check_engine"}
     assert check == {
@@ -76,7 +83,7 @@ def test_measure_follows_the_server_it_starts(rule_uses):
     """The run protocol starts `python -m serving_energy.serving.server`: its imports count for measure."""
     uses, _ = rule_uses
     (use,) = [u for u in uses if u.label == "measure[onnx-cpu]"]
-    modules = ec.third_party_imports(use.script, use.engines)
+    modules = ec.third_party_imports(use.script, use.engines, seeds=use.seeds)
     assert "fastapi" in modules and "uvicorn" in modules
     assert "onnxruntime" in modules and "optimum.onnxruntime" in modules  # its engine
     assert "optimum.intel" not in modules  # another engine's lazy import is not followed
@@ -172,7 +179,7 @@ def test_an_env_without_its_engine_is_reported(tmp_path):
     """The ONNX-on-CUDA env without ONNX Runtime cannot serve the ONNX engine."""
     path = _copy_env(tmp_path, "serve-onnx-cuda", "      - onnxruntime-gpu==1.31.1\n", "")
     (use,) = [u for u in ec.rule_envs()[0] if u.label == "measure[onnx-cuda]"]
-    broken = ec.RuleUse(use.rule, path, use.script, use.engines, use.label)
+    broken = ec.RuleUse(use.rule, path, use.script, use.engines, use.label, use.seeds)
     problems = ec.check_rule_imports(broken)
     assert any("lacks onnxruntime for onnxruntime" in p for p in problems), problems
 

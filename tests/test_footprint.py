@@ -2,7 +2,7 @@ import pytest
 
 from serving_energy.data.standins import count_parameters, standin_config
 from serving_energy.study.footprint import (
-    WEIGHT_COPIES,
+    STAGES,
     check_fits,
     estimate_parameters,
     job_memory_mb,
@@ -40,7 +40,7 @@ def test_a_3b_job_is_declared_at_least_what_it_was_measured_to_hold(stage):
 
 
 def test_every_3b_job_fits_24_gb():
-    for stage in WEIGHT_COPIES:
+    for stage in STAGES:
         check_fits(stage, job_memory_mb(stage, PHI2_PARAMETERS), 24_000, "phi-2")
 
 

@@ -10,9 +10,12 @@ it is caught.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
+
+from serving_energy.study import vocabulary
 
 LIBRARY = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "serving_energy"
 LAYERS = ("core", "study", "data", "engines", "meters", "serving", "analysis")
@@ -71,6 +74,51 @@ def upward_imports(root: Path = LIBRARY) -> list[str]:
 
 def test_every_module_imports_only_its_wing_or_those_below():
     assert upward_imports() == []
+
+
+def spec_imports(root: Path = LIBRARY) -> list[str]:
+    """An engine plug-in's ``spec.py`` is read by the study layer (study/vocabulary.py imports it
+    by name): it may import only the core and study wings, and no third-party package."""
+    problems = []
+    for path in sorted((root / "engines").glob("*/spec.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            elif isinstance(node, ast.ImportFrom):
+                names = ["(relative import)"]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                if layer_of(name) in ("core", "study"):
+                    continue
+                problems.append(f"{path.relative_to(root)}:{node.lineno}: imports {name}")
+    return problems
+
+
+def test_engine_specs_import_only_what_the_study_layer_may():
+    assert sorted(p.parent.name for p in (LIBRARY / "engines").glob("*/spec.py")) == sorted(
+        vocabulary.ENGINE_PLUGINS
+    )
+    assert spec_imports() == []
+
+
+def test_a_spec_that_imports_a_runtime_is_reported(tmp_path):
+    root = tmp_path / "serving_energy"
+    (root / "engines" / "x_engine").mkdir(parents=True)
+    (root / "engines" / "x_engine" / "spec.py").write_text(
+        "import json\nfrom serving_energy.study.engine_spec import EngineSpec\n"
+        "import onnxruntime\nfrom serving_energy.engines.base import Engine\n"
+    )
+    problems = spec_imports(root)
+    assert [p.rsplit(" ", 1)[-1] for p in problems] == [
+        "onnxruntime",
+        "serving_energy.engines.base",
+    ]
 
 
 def test_the_wings_are_the_library_folders():

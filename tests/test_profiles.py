@@ -18,11 +18,8 @@ from tests.cluster.plan import PROFILE, REPO, planned_jobs, sbatch_call
 DEFAULT = REPO / "profiles" / "default" / "config.yaml"
 SLURM = PROFILE / "config.yaml"
 # Jobs that hold a model in memory: each gets a whole node.
-WHOLE_NODE_RULES = (
-    "build_standin", "export_onnx", "export_openvino", "export_torchscript", "check_engine",
-    "measure",
-)  # fmt: skip
-GPU_RULES = ("export_torchscript", "check_engine", "measure")
+WHOLE_NODE_RULES = ("build_standin", "export", "check_engine", "measure")
+GPU_RULES = ("export", "check_engine", "measure")
 
 
 def resource_list(profile: dict, key: str) -> dict[str, str]:
@@ -130,7 +127,11 @@ def test_model_jobs_get_a_whole_node_and_gpus_only_for_cuda(paper_jobs, rule):
         # the whole node: every CPU and (no --mem) all its memory; sbatch accepts it on any node
         assert " --exclusive" in call and " --cpus-per-task=1" in call, call
         assert "--mem" not in call, call
-        if job["wildcards"].get("provider") == "cuda" and rule in GPU_RULES:
+        wildcards = job["wildcards"]
+        on_cuda = wildcards.get("provider") == "cuda" or wildcards.get("artefact", "").endswith(
+            "/cuda"
+        )
+        if on_cuda and rule in GPU_RULES:
             assert re.search(r" --gpus=1\b", call), call
         else:
             assert "--gpus" not in call and "--gres" not in call, call

@@ -9,12 +9,14 @@ import yaml
 
 from serving_energy.data.standins import ARCHITECTURES
 from serving_energy.data.tokenizers_offline import TOKENIZER_KINDS
-from serving_energy.engines.base import OPENVINO_INFERENCE_PRECISIONS
-from serving_energy.study.layout import ResultsLayout
+from serving_energy.engines.openvino_engine.spec import INFERENCE_PRECISIONS
+from serving_energy.study.engine_spec import EngineSpec
+from serving_energy.study.layout import ResultsLayout, export_artefacts, parse_export_artefact
 from serving_energy.study.vocabulary import (
     CONFIGURATION_IDS,
     CONFIGURATION_ORDER,
     CONFIGURATIONS,
+    ENGINE_SPECS,
     ENGINES,
     EXPORTED_ENGINES,
     IMPOSSIBLE,
@@ -30,16 +32,15 @@ SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
 PROPERTIES = SCHEMA["properties"]
 
 
-def test_the_schemas_configurations_are_the_vocabularys():
+def test_the_schema_leaves_engines_to_the_plug_ins():
+    """The schema lists no engine: a new engine is a plug-in folder, and study/design.py checks
+    engine and configuration ids against the plug-ins (tests/test_study.py)."""
     item = PROPERTIES["configurations"]["items"]["properties"]
-    assert item["engine"]["enum"] == list(ENGINES)
+    assert "enum" not in item["engine"]
     assert item["provider"]["enum"] == list(PROVIDERS)
-
-
-def test_the_schemas_analysed_configurations_are_the_vocabularys():
     chosen = PROPERTIES["analysis"]["properties"]["configurations"]["properties"]
     for key in ("include", "exclude"):
-        assert tuple(chosen[key]["items"]["enum"]) == CONFIGURATION_IDS
+        assert "enum" not in chosen[key]["items"]
 
 
 def test_the_schemas_standins_and_engine_settings_are_the_librarys():
@@ -47,7 +48,7 @@ def test_the_schemas_standins_and_engine_settings_are_the_librarys():
     assert tuple(standin["architecture"]["enum"]) == ARCHITECTURES
     assert tuple(standin["tokenizer"]["enum"]) == TOKENIZER_KINDS
     openvino = PROPERTIES["engines"]["properties"]["openvino"]["properties"]
-    assert tuple(openvino["inference_precision"]["enum"]) == OPENVINO_INFERENCE_PRECISIONS
+    assert tuple(openvino["inference_precision"]["enum"]) == INFERENCE_PRECISIONS
     # every engine with settings is an engine of the study
     assert set(PROPERTIES["engines"]["properties"]) <= set(ENGINES)
 
@@ -100,3 +101,43 @@ def test_every_configuration_has_an_env_and_its_export_folder():
         "torchscript-cuda": Path("results/engines/m/torchscript/cuda"),
     }
     assert EXPORTED_ENGINES == ("onnx", "openvino", "torchscript")
+
+
+def test_export_artefacts_name_each_export_folder():
+    assert export_artefacts() == ("onnx", "openvino", "torchscript/cpu", "torchscript/cuda")
+    assert parse_export_artefact("torchscript/cuda") == ("torchscript", "cuda")
+    assert parse_export_artefact("onnx") == ("onnx", None)
+    with pytest.raises(ValueError, match="no export 'openvino/cuda'; the exports are onnx"):
+        parse_export_artefact("openvino/cuda")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_plug_in_names_what_exists(engine):
+    """Every module path, env and package a spec names is real: a typo in a new plug-in fails
+    here, not in the first job that loads it."""
+    from importlib import metadata
+
+    from serving_energy.engines.base import Engine
+    from serving_energy.engines.registry import resolve
+
+    spec = ENGINE_SPECS[engine]
+    assert issubclass(resolve(spec.engine_class), Engine)
+    assert resolve(spec.engine_class).name == engine
+    if spec.exported:
+        assert callable(resolve(spec.exporter))
+        assert (REPO / "envs" / f"{spec.export_env}.yaml").is_file()
+    for provider in spec.providers:
+        assert (REPO / "envs" / f"{spec.serving_env(provider)}.yaml").is_file()
+    installed = {d.metadata["Name"].lower() for d in metadata.distributions()}
+    # onnxruntime-gpu is recorded where it is installed (the CUDA env), never here
+    assert {p for p in spec.packages if p != "onnxruntime-gpu"} <= installed
+    assert spec.make_options() is None or spec.make_options() == spec.options()
+
+
+def test_a_spec_that_cannot_be_right_is_refused_at_once():
+    with pytest.raises(ValueError, match="lowercase"):
+        EngineSpec(id="Llama-CPP", label="L", providers=("cpu",), engine_class="m:C")
+    with pytest.raises(ValueError, match="no export_env"):
+        EngineSpec(id="x", label="X", providers=("cpu",), engine_class="m:C", exporter="m:e")
+    with pytest.raises(ValueError, match="runs on no provider"):
+        EngineSpec(id="x", label="X", providers=(), engine_class="m:C")

@@ -254,7 +254,7 @@ def test_every_slurm_job_completed(study):
             expected = "CANCELLED" if job_id == study.cancellation.job_id else "COMPLETED"
             assert records[job_id].state == expected, (job_id, invocation.jobs[job_id])
     prepared = {rule for rule, _ in study.prepare.jobs.values()}
-    assert "measure" not in prepared and {"export_onnx", "check_engine"} <= prepared
+    assert "measure" not in prepared and {"export", "check_engine"} <= prepared
     assert len(study.measure.ids("measure")) == SMOKE_RUNS
 
 
@@ -321,7 +321,7 @@ def test_cancelled_measurement_is_redone_alone(study):
     assert study.measure.returncode != 0  # one job failed; keep-going ran the others
     redone = [study.redo.jobs[job_id][1] for job_id in study.redo.ids("measure")]
     assert redone == [study.cancellation.wildcards]
-    assert not {"export_onnx", "check_engine"} & {rule for rule, _ in study.redo.jobs.values()}
+    assert not {"export", "check_engine"} & {rule for rule, _ in study.redo.jobs.values()}
 
 
 def test_measurements_start_in_the_seeded_order(study):

@@ -89,17 +89,18 @@ def standin_dirs(work_dir):
     return LazyMapping(ARCHITECTURES, build)
 
 
-def export_one(model_dir, out_root, engine):
-    from serving_energy.engines.export import export_onnx, export_openvino, export_torchscript
+def cpu_export(engine, model_dir, out_dir, **settings):
+    """``engine``'s export of ``model_dir`` for the CPU (through its plug-in's exporter)."""
+    from serving_energy.engines.export import export_model
+    from serving_energy.study.vocabulary import ENGINE_SPECS
 
-    if engine == "onnx":
-        export_onnx(model_dir, out_root / "onnx")
-        return out_root / "onnx"
-    if engine == "openvino":
-        export_openvino(model_dir, out_root / "openvino")
-        return out_root / "openvino"
-    export_torchscript(model_dir, out_root / "torchscript-cpu", "cpu")
-    return out_root / "torchscript-cpu"
+    provider = "cpu" if ENGINE_SPECS[engine].export_per_provider else None
+    return export_model(engine, model_dir, out_dir, provider, settings)
+
+
+def export_one(model_dir, out_root, engine):
+    cpu_export(engine, model_dir, out_root / engine)
+    return out_root / engine
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from serving_energy.engines import EngineError, load_engine
-from serving_energy.engines.export import ExportError, export_torchscript
+from serving_energy.engines.export import ExportError
+from serving_energy.engines.torchscript_engine.export import export_torchscript
 
 from .conftest import NEW_TOKENS, PROMPTS
 

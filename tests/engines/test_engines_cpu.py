@@ -110,7 +110,8 @@ def test_eos_cannot_end_generation_early(tmp_path, standin_dirs):
     from safetensors.torch import load_file, save_file
 
     from serving_energy.engines import load_engine
-    from serving_energy.engines.export import export_onnx, export_openvino, export_torchscript
+
+    from .conftest import cpu_export
 
     model_dir = tmp_path / "phi-eos"
     shutil.copytree(standin_dirs["phi"], model_dir)
@@ -125,9 +126,7 @@ def test_eos_cannot_end_generation_early(tmp_path, standin_dirs):
     expected = reference.generate(PROMPTS[0], NEW_TOKENS)
     assert len(expected.new_token_ids) == NEW_TOKENS and 0 not in expected.new_token_ids
 
-    export_onnx(model_dir, tmp_path / "onnx")
-    export_openvino(model_dir, tmp_path / "openvino")
-    export_torchscript(model_dir, tmp_path / "ts", "cpu")
-    for engine, artefact in (("onnx", "onnx"), ("openvino", "openvino"), ("torchscript", "ts")):
-        candidate = load_engine(engine, "cpu", model_dir, tmp_path / artefact, THREADS)
+    for engine in EXPORTED_ENGINES:
+        cpu_export(engine, model_dir, tmp_path / engine)
+        candidate = load_engine(engine, "cpu", model_dir, tmp_path / engine, THREADS)
         assert candidate.generate(PROMPTS[0], NEW_TOKENS).new_token_ids == expected.new_token_ids

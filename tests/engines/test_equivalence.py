@@ -5,12 +5,11 @@ import pytest
 
 from serving_energy.engines import load_engine
 from serving_energy.engines.equivalence import check_equivalence
-from serving_energy.engines.export import export_onnx, export_torchscript
 
-from .conftest import NEW_TOKENS, PROMPTS, THREADS
+from .conftest import EXPORTED_ENGINES, NEW_TOKENS, PROMPTS, THREADS, cpu_export
 
 
-@pytest.mark.parametrize("engine", ("onnx", "openvino", "torchscript"))
+@pytest.mark.parametrize("engine", EXPORTED_ENGINES)
 def test_correct_engine_passes_with_small_logit_differences(engine, engines):
     result = check_equivalence(
         engines("gemma", engine), engines("gemma", "torch"), list(PROMPTS), NEW_TOKENS
@@ -42,11 +41,13 @@ def perturbed_model(standin_dirs, tmp_path_factory):
     return model_dir
 
 
-def test_perturbed_torchscript_export_fails_the_check(perturbed_model, standin_dirs, engines):
-    out_dir = perturbed_model.parent / "ts"
-    export_torchscript(perturbed_model, out_dir, "cpu")
+@pytest.mark.parametrize("engine", EXPORTED_ENGINES)
+def test_an_export_of_other_weights_fails_the_check(engine, perturbed_model, standin_dirs, engines):
+    out_dir = perturbed_model.parent / engine
+    if not out_dir.exists():
+        cpu_export(engine, perturbed_model, out_dir)
     # Loaded as if it were the export of the real model: the check must notice.
-    wrong = load_engine("torchscript", "cpu", standin_dirs["gpt2"], out_dir, THREADS)
+    wrong = load_engine(engine, "cpu", standin_dirs["gpt2"], out_dir, THREADS)
     result = check_equivalence(wrong, engines("gpt2", "torch"), list(PROMPTS), NEW_TOKENS)
     assert not result.passed
     assert result.first_divergence is not None
@@ -73,7 +74,7 @@ def test_perturbed_onnx_graph_fails_the_check(standin_dirs, engines, tmp_path):
     from onnx import numpy_helper
 
     out_dir = tmp_path / "onnx"
-    export_onnx(standin_dirs["gpt2"], out_dir)
+    cpu_export("onnx", standin_dirs["gpt2"], out_dir)
     model = onnx.load(out_dir / "model.onnx")
     largest = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
     values = numpy_helper.to_array(largest).copy()

@@ -2,21 +2,18 @@ import json
 
 import pytest
 
-from serving_energy.engines.export import (
-    EXPORT_FILE,
-    ExportError,
-    export_onnx,
-    export_openvino,
-    export_torchscript,
-)
+from serving_energy.engines.export import EXPORT_FILE, ExportError, export_model
+from serving_energy.study.vocabulary import ENGINE_SPECS
+
+from .conftest import EXPORTED_ENGINES, cpu_export
 
 
-@pytest.mark.parametrize("engine", ("onnx", "openvino", "torchscript"))
+@pytest.mark.parametrize("engine", EXPORTED_ENGINES)
 def test_artefacts_are_self_contained_and_described(engine, artefact_dirs, standin_dirs):
     artefact = artefact_dirs["gpt_bigcode", engine]
     info = json.loads((artefact / EXPORT_FILE).read_text())
     assert info["engine"] == engine
-    assert info["provider"] == ("cpu" if engine == "torchscript" else None)
+    assert info["provider"] == ("cpu" if ENGINE_SPECS[engine].export_per_provider else None)
     assert info["architecture"] == "gpt_bigcode"
     assert info["duration_s"] > 0 and info["size_bytes"] > 100_000
     assert info["standin"] is True
@@ -55,21 +52,14 @@ def test_onnx_export_has_kv_cache_inputs(artefact_dirs):
     assert any(i.name.startswith("past_key_values") for i in graph.input)
 
 
-@pytest.mark.parametrize(
-    ("exporter", "name"),
-    [
-        (export_onnx, "onnx"),
-        (export_openvino, "openvino"),
-        (lambda m, o: export_torchscript(m, o, "cpu"), "torchscript"),
-    ],
-)
-def test_failed_export_leaves_nothing_complete_looking(exporter, name, tmp_path):
+@pytest.mark.parametrize("name", EXPORTED_ENGINES)
+def test_failed_export_leaves_nothing_complete_looking(name, tmp_path):
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text(json.dumps({"model_type": "no_such_arch"}))
     out_dir = tmp_path / "out" / name
     with pytest.raises(ExportError) as raised:
-        exporter(broken, out_dir)
+        cpu_export(name, broken, out_dir)
     message = str(raised.value)
     assert str(broken) in message and "no_such_arch" in message and name in message
     assert not out_dir.exists()
@@ -82,15 +72,26 @@ def test_failed_reexport_keeps_the_previous_complete_export(tmp_path, standin_di
     model = tmp_path / "model"
     shutil.copytree(standin_dirs["gpt2"], model)
     out_dir = tmp_path / "ts"
-    export_torchscript(model, out_dir, "cpu")
+    cpu_export("torchscript", model, out_dir)
     (model / "model.safetensors").unlink()
     with pytest.raises(ExportError):
-        export_torchscript(model, out_dir, "cpu")
+        cpu_export("torchscript", model, out_dir)
     assert (out_dir / EXPORT_FILE).is_file() and (out_dir / "model_kv.pt").is_file()
 
 
 def test_unknown_provider_and_weight_format(tmp_path, standin_dirs):
     with pytest.raises(ValueError, match="'tpu'"):
-        export_torchscript(standin_dirs["gpt2"], tmp_path / "x", "tpu")
+        export_model("torchscript", standin_dirs["gpt2"], tmp_path / "x", "tpu")
     with pytest.raises(ValueError, match="'int3'"):
-        export_openvino(standin_dirs["gpt2"], tmp_path / "y", weight_format="int3")
+        cpu_export("openvino", standin_dirs["gpt2"], tmp_path / "y", weight_format="int3")
+
+
+def test_export_asks_for_a_provider_only_where_the_artefact_is_per_provider(tmp_path, standin_dirs):
+    with pytest.raises(ValueError, match="serves every provider"):
+        export_model("onnx", standin_dirs["gpt2"], tmp_path / "x", "cpu")
+    with pytest.raises(ValueError, match="exports per provider"):
+        export_model("torchscript", standin_dirs["gpt2"], tmp_path / "x", None)
+    with pytest.raises(ValueError, match="no export"):
+        export_model("torch", standin_dirs["gpt2"], tmp_path / "x")
+    with pytest.raises(ValueError, match="unknown engine 'tpu_rt'"):
+        export_model("tpu_rt", standin_dirs["gpt2"], tmp_path / "x")

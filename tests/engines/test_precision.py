@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from serving_energy.engines import EngineOptions, load_engine
+from serving_energy.engines import load_engine
+from serving_energy.study.vocabulary import ENGINES
 
 from .conftest import PROMPTS, THREADS
 
@@ -29,13 +30,13 @@ def load_openvino(standin_dirs, artefact_dirs):
             standin_dirs["llama"],
             artefact_dirs["llama", "openvino"],
             THREADS,
-            EngineOptions(openvino_inference_precision=precision),
+            {"inference_precision": precision},
         )
 
     return load
 
 
-@pytest.mark.parametrize("engine", ("torch", "onnx", "openvino", "torchscript"))
+@pytest.mark.parametrize("engine", ENGINES)
 def test_every_engine_records_fp32_and_its_precision_settings(engine, engines):
     info = engines("phi", engine).info()
     assert info.compute_precision == "f32"
@@ -94,9 +95,18 @@ def test_openvino_default_records_what_the_plugin_chose(load_openvino):
     assert info.compute_precision == plugin_default
 
 
-def test_unknown_openvino_precision_is_named():
-    with pytest.raises(ValueError, match="openvino_inference_precision 'fp16'"):
-        EngineOptions(openvino_inference_precision="fp16")
+def test_unknown_openvino_precision_and_option_are_named(standin_dirs, artefact_dirs):
+    def load(options):
+        return load_engine(
+            "openvino", "cpu", standin_dirs["llama"], artefact_dirs["llama", "openvino"], 1, options
+        )
+
+    with pytest.raises(ValueError, match="inference_precision 'fp16'"):
+        load({"inference_precision": "fp16"})
+    with pytest.raises(ValueError, match="engine 'openvino' has no option precision"):
+        load({"precision": "f32"})
+    with pytest.raises(ValueError, match="engine 'onnx' has no option inference_precision"):
+        load_engine("onnx", "cpu", standin_dirs["llama"], None, 1, {"inference_precision": "f32"})
 
 
 def test_equivalence_check_runs_openvino_at_the_measured_precision(
@@ -116,7 +126,7 @@ def test_equivalence_check_runs_openvino_at_the_measured_precision(
         max_mismatched_tokens=0,
         threads=THREADS,
         out_path=out,
-        options=EngineOptions(openvino_inference_precision="default"),
+        options={"inference_precision": "default"},
     )
     saved = json.loads(out.read_text())
     assert (saved["model"], saved["engine"], saved["provider"]) == (
@@ -128,7 +138,7 @@ def test_equivalence_check_runs_openvino_at_the_measured_precision(
     assert saved["compute_precision"] == result.compute_precision
 
 
-def test_server_passes_the_openvino_precision_through(tmp_path):
+def test_server_passes_the_engine_options_through_as_one_mapping(tmp_path):
     from serving_energy.serving.server import parse_args
     from serving_energy.serving.server_process import ServerSpec
 
@@ -139,13 +149,14 @@ def test_server_passes_the_openvino_precision_through(tmp_path):
         engine="openvino",
         provider="cpu",
         threads=1,
-        openvino_inference_precision="default",
+        engine_options={"inference_precision": "default"},
     )
     # after: python -m serving_energy.serving.server
     argv = spec.command(tmp_path / "port.json")[3:]
-    assert parse_args(argv).openvino_inference_precision == "default"
-    flag = argv.index("--openvino-inference-precision")
+    assert parse_args(argv).engine_options == {"inference_precision": "default"}
+    flag = argv.index("--engine-options")
     without = argv[:flag] + argv[flag + 2 :]
-    assert parse_args(without).openvino_inference_precision == "f32"
-    with pytest.raises(SystemExit):
-        parse_args([*without, "--openvino-inference-precision", "fp16"])
+    assert parse_args(without).engine_options == {}  # the engine's defaults: fp32
+    for bad in ("not json", '["a list"]'):
+        with pytest.raises(SystemExit):
+            parse_args([*without, "--engine-options", bad])

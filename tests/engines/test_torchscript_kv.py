@@ -6,7 +6,8 @@ import shutil
 import pytest
 
 from serving_energy.engines import EngineError, load_engine
-from serving_energy.engines.export import EXPORT_FILE, ExportError, export_torchscript
+from serving_energy.engines.export import EXPORT_FILE, ExportError
+from serving_energy.engines.torchscript_engine.export import export_torchscript
 
 from .conftest import ARCHITECTURES, NEW_TOKENS, PROMPTS, THREADS
 
@@ -83,7 +84,11 @@ def test_trace_of_another_model_fails_verification(standin_dirs):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from serving_energy.engines.kv_trace import TraceError, trace_kv_module, verify_kv_module
+    from serving_energy.engines.torchscript_engine.kv_trace import (
+        TraceError,
+        trace_kv_module,
+        verify_kv_module,
+    )
 
     traced_model = AutoModelForCausalLM.from_pretrained(standin_dirs["gpt2"]).eval()
     other = AutoModelForCausalLM.from_pretrained(standin_dirs["gpt2"]).eval()
@@ -96,7 +101,7 @@ def test_trace_of_another_model_fails_verification(standin_dirs):
 
 
 def test_a_cache_that_cannot_be_flattened_is_refused():
-    from serving_energy.engines.kv_trace import TraceError, flatten_cache
+    from serving_energy.engines.torchscript_engine.kv_trace import TraceError, flatten_cache
 
     with pytest.raises(TraceError, match="returns a tuple cache"):
         flatten_cache((("k", "v"),), "legacy_arch")
@@ -109,7 +114,7 @@ def test_untraceable_architecture_fails_its_export_with_the_reason(
     the export fails naming the model and engine, leaves nothing, and does not fall back."""
     import contextlib
 
-    from serving_energy.engines import kv_trace
+    from serving_energy.engines.torchscript_engine import kv_trace
 
     monkeypatch.setattr(kv_trace, "traceable_transformers", contextlib.nullcontext)
     out_dir = tmp_path / "ts"

@@ -167,7 +167,7 @@ def test_a_finished_jobs_benchmark_file_replaces_the_stage_forecast(tmp_path):
 def test_the_cluster_profile_runtimes_are_checked_against_the_longest_jobs(tmp_path):
     runtimes = profile_runtimes_min(REPO / "profiles" / "slurm" / "config.yaml")
     assert runtimes["measure"] == 240 and runtimes["default"] == 60
-    assert runtimes["export_onnx"] == 120
+    assert runtimes["export"] == 120
     config = study_config("paper-geometry.yaml")
     slow = plan_of(
         config, tmp_path, measured=False, machine=machine(bandwidth_gb_s=1.0),

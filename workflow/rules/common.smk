@@ -12,7 +12,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from serving_energy.core.failures import failure_summary
 from serving_energy.data.dataset import expected_prompt_count
-from serving_energy.study.layout import ResultsLayout, RunKey
+from serving_energy.study.layout import (
+    ResultsLayout,
+    RunKey,
+    export_artefacts,
+    parse_export_artefact,
+)
 from serving_energy.core.machine import gpu_present
 from serving_energy.study.rerun_forecast import forecast, summary
 from serving_energy.study.design import (
@@ -25,12 +30,13 @@ from serving_energy.study.design import (
     model_priorities,
     run_priorities,
 )
-from serving_energy.study.footprint import job_memory_mb, machine_memory_mb
+from serving_energy.study.footprint import export_stage, job_memory_mb, machine_memory_mb
 from serving_energy.study.geometries import resolve_standin_spec
 from serving_energy.study.plan import model_parameters as plan_model_parameters
 from serving_energy.study.vocabulary import (
+    ENGINE_SPECS,
     ENGINES,
-    EXPORTED_ENGINES,
+    CHECKED_ENGINES,
     PROVIDERS,
     ConfigError,
     Configuration,
@@ -60,6 +66,8 @@ if not workflow.non_local_exec and "mem_mb" not in workflow.global_resources:
         workflow.register_resource("mem_mb", machine_memory_mb())
 
 LAYOUT = ResultsLayout()
+# Every export folder there can be (the {artefact} wildcard): onnx, openvino, torchscript/cpu, ...
+EXPORT_ARTEFACTS = export_artefacts()
 # Job logs written after this are this invocation's (the failure summary lists the failed ones).
 INVOCATION_STARTED_S = time.time() - 1
 HUB_MODELS = sorted(alias for alias, model in config["models"].items() if "hf_id" in model)
@@ -202,14 +210,28 @@ def prompt_inputs(wildcards):
     return inputs
 
 
+def check_inputs(wildcards):
+    """The model, the engine's export where it loads one, and the prompts."""
+    inputs = {
+        "model": model_dir(wildcards.model),
+        "prompts": LAYOUT.prompts.as_posix(),
+        "prompts_manifest": LAYOUT.prompts_manifest.as_posix(),
+    }
+    if Configuration(wildcards.engine, wildcards.provider).exported:
+        inputs["artefact"] = engine_artefact(wildcards)
+    return inputs
+
+
 def measure_inputs(wildcards):
     inputs = {
         "prompts": LAYOUT.prompts.as_posix(),
         "prompts_manifest": LAYOUT.prompts_manifest.as_posix(),
         "model": model_dir(wildcards.model),
     }
-    if Configuration(wildcards.engine, wildcards.provider).exported:
+    configuration = Configuration(wildcards.engine, wildcards.provider)
+    if configuration.exported:
         inputs["artefact"] = engine_artefact(wildcards)
+    if not configuration.is_reference:
         inputs["check"] = equivalence_check(wildcards)
     return inputs
 
@@ -226,11 +248,32 @@ def model_priority(wildcards):
     return MODEL_PRIORITIES.get(wildcards.model, 0)
 
 
-def export_output(engine):
-    """An engine's export folder; temp() under export.remove_after_use, so Snakemake removes it
-    once every job of the invocation that loads it is done (the runs keep its SHA-256)."""
-    folder = directory(LAYOUT.export_pattern(engine))
+def export_output():
+    """Every export folder ({model}, {artefact}); temp() under export.remove_after_use, so
+    Snakemake removes it once every job of the invocation that loads it is done (the runs keep
+    its SHA-256)."""
+    folder = directory(LAYOUT.export_pattern())
     return temp(folder) if config["export"]["remove_after_use"] else folder
+
+
+def export_spec(wildcards):
+    engine, _ = parse_export_artefact(wildcards.artefact)
+    return ENGINE_SPECS[engine]
+
+
+def export_env(wildcards):
+    """The conda env of an export job: the one its engine's spec names."""
+    name = export_spec(wildcards).export_env
+    return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
+
+
+def export_settings(wildcards):
+    return export_spec(wildcards).export_settings(config)
+
+
+def export_mem_mb(wildcards):
+    engine, _ = parse_export_artefact(wildcards.artefact)
+    return job_mem_mb(export_stage(engine))(wildcards)
 
 
 def run_priority(wildcards):

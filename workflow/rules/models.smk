@@ -43,68 +43,32 @@ rule build_standin:
         "../scripts/build_standin.py"
 
 
-rule export_onnx:
+rule export:
     input:
         model=lambda wildcards: model_dir(wildcards.model),
     output:
-        export_output("onnx"),
+        export_output(),
     log:
-        "results/logs/export/{model}/onnx.log",
+        "results/logs/export/{model}/{artefact}.log",
     benchmark:
-        "results/benchmarks/export/{model}/onnx.tsv"
+        "results/benchmarks/export/{model}/{artefact}.tsv"
+    wildcard_constraints:
+        artefact=alternatives(EXPORT_ARTEFACTS),
     priority: model_priority
     conda:
-        "../../envs/export-onnx.yaml"
+        export_env
     resources:
-        mem_mb=job_mem_mb("export_onnx"),
-    script:
-        "../scripts/export_onnx.py"
-
-
-rule export_openvino:
-    input:
-        model=lambda wildcards: model_dir(wildcards.model),
-    output:
-        export_output("openvino"),
-    log:
-        "results/logs/export/{model}/openvino.log",
-    benchmark:
-        "results/benchmarks/export/{model}/openvino.tsv"
-    priority: model_priority
-    conda:
-        "../../envs/export-openvino.yaml"
-    resources:
-        mem_mb=job_mem_mb("export_openvino"),
+        mem_mb=export_mem_mb,
     params:
-        weight_format=config["export"]["openvino_weight_format"],
+        # What changes the artefact, from the engine's spec (OpenVINO's weight format).
+        settings=export_settings,
     script:
-        "../scripts/export_openvino.py"
-
-
-rule export_torchscript:
-    input:
-        model=lambda wildcards: model_dir(wildcards.model),
-    output:
-        export_output("torchscript"),
-    log:
-        "results/logs/export/{model}/torchscript-{provider}.log",
-    benchmark:
-        "results/benchmarks/export/{model}/torchscript-{provider}.tsv"
-    priority: model_priority
-    conda:
-        "../../envs/export-torch.yaml"
-    resources:
-        mem_mb=job_mem_mb("export_torchscript"),
-    script:
-        "../scripts/export_torchscript.py"
+        "../scripts/export_model.py"
 
 
 rule check_engine:
     input:
-        model=lambda wildcards: model_dir(wildcards.model),
-        artefact=engine_artefact,
-        prompts=LAYOUT.prompts.as_posix(),
-        prompts_manifest=LAYOUT.prompts_manifest.as_posix(),
+        unpack(check_inputs),
     output:
         LAYOUT.check_pattern(),
     log:
@@ -112,7 +76,7 @@ rule check_engine:
     benchmark:
         "results/benchmarks/check/{model}/{engine}-{provider}.tsv"
     wildcard_constraints:
-        engine=alternatives(EXPORTED_ENGINES),
+        engine=alternatives(CHECKED_ENGINES),
     priority: model_priority
     conda:
         serving_env

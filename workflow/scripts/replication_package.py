@@ -8,6 +8,7 @@ import polars as pl
 from serving_energy.analysis.package import PackageInputs, write_package
 from serving_energy.core.logs import log_to
 from serving_energy.core.versions import library_versions
+from serving_energy.study.vocabulary import RECORDED_PACKAGES
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     params, inputs_, output = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
@@ -21,7 +22,7 @@ with log_to(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
         equivalence=pl.read_csv(inputs_.equivalence, infer_schema_length=None),
         excluded=pl.read_csv(inputs_.excluded, infer_schema_length=None),
         analysis_method=params.config["analysis"]["method"],
-        software=library_versions(),
+        software=library_versions(RECORDED_PACKAGES),
         planned_runs=params.planned_runs,
     )
     files = write_package(

@@ -7,6 +7,7 @@ import platform
 import shutil
 import socket
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from serving_energy.core.versions import library_versions
@@ -68,7 +69,8 @@ def git_commit(folder: Path) -> str | None:
     return result.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def describe_machine(workflow_dir: Path | None = None) -> dict:
+def describe_machine(packages: Sequence[str], workflow_dir: Path | None = None) -> dict:
+    """The machine a run measures on, with the versions of ``packages`` installed."""
     import psutil
 
     return {
@@ -81,6 +83,6 @@ def describe_machine(workflow_dir: Path | None = None) -> dict:
         "cpu_physical_cores": psutil.cpu_count(logical=False),
         "ram_total_bytes": psutil.virtual_memory().total,
         "gpus": gpus(),
-        "library_versions": library_versions(),
+        "library_versions": library_versions(packages),
         "git_commit": git_commit(workflow_dir) if workflow_dir else None,
     }

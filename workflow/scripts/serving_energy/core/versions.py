@@ -6,16 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import metadata
 
-# What runs a model: recorded with every engine's info and every export.
-ENGINE_PACKAGES = (
-    "torch", "transformers", "tokenizers", "optimum", "optimum-onnx", "onnxruntime",
-    "onnxruntime-gpu", "optimum-intel", "openvino",
-)  # fmt: skip
-# What a run's machine record lists: the engines' packages and the workflow's own.
-PACKAGES = (*ENGINE_PACKAGES, "fastapi", "uvicorn", "psutil", "nvidia-ml-py", "polars", "snakemake")
+# The workflow's own packages; the engines' are in each engine's spec (study.vocabulary's
+# ENGINE_PACKAGES), and a run's machine record lists both (study.vocabulary.RECORDED_PACKAGES).
+WORKFLOW_PACKAGES = ("fastapi", "uvicorn", "psutil", "nvidia-ml-py", "polars", "snakemake")
 
 
-def library_versions(packages: Sequence[str] = PACKAGES) -> dict[str, str]:
+def library_versions(packages: Sequence[str]) -> dict[str, str]:
     """Installed versions of ``packages`` (absent ones left out)."""
     versions = {}
     for name in packages:

@@ -14,12 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serving_energy.core.versions import ENGINE_PACKAGES, library_versions
-from serving_energy.study.vocabulary import Configuration
-
-# "default" leaves the choice to OpenVINO's CPU plugin: bf16 on CPUs with AVX512-BF16 or AMX (what
-# optimum-intel runs unless told otherwise), f32 elsewhere; the precision used is read back.
-OPENVINO_INFERENCE_PRECISIONS = ("f32", "bf16", "default")
+from serving_energy.core.versions import library_versions
+from serving_energy.study.vocabulary import ENGINE_PACKAGES, Configuration
 
 
 class EngineError(RuntimeError):
@@ -38,23 +34,6 @@ class Generation:
     @property
     def new_tokens(self) -> int:
         return len(self.new_token_ids)
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """Settings a configuration may choose beyond engine, provider and threads.
-
-    Each engine reads only its own fields; defaults keep every engine at fp32.
-    """
-
-    openvino_inference_precision: str = "f32"
-
-    def __post_init__(self) -> None:
-        if self.openvino_inference_precision not in OPENVINO_INFERENCE_PRECISIONS:
-            raise ValueError(
-                f"unknown openvino_inference_precision {self.openvino_inference_precision!r}; "
-                f"expected one of {OPENVINO_INFERENCE_PRECISIONS}"
-            )
 
 
 @dataclass(frozen=True)

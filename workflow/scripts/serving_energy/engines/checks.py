@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from serving_energy.core.io import write_atomic_json
-from serving_energy.engines import EngineOptions, load_engine
 from serving_energy.engines.equivalence import EquivalenceResult, check_equivalence
+from serving_energy.engines.registry import load_engine
 from serving_energy.study.vocabulary import REFERENCE_ENGINE
 
 
@@ -34,20 +36,21 @@ def check_configuration(
     engine: str,
     provider: str,
     model_dir: Path,
-    artefact_dir: Path,
+    artefact_dir: Path | None,
     prompts: list[str],
     max_new_tokens: int,
     max_mismatched_tokens: int,
     threads: int,
     out_path: Path,
-    options: EngineOptions | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> EquivalenceResult:
     """Compare ``engine`` with torch on the same provider; write check.json whatever the verdict.
 
     check.json names the model, engine and provider it belongs to (nothing reads them from its
     path), then the verdict and its detail (``EquivalenceResult``).
 
-    ``options`` must be those of the measured runs (e.g. OpenVINO's inference precision), so the
+    ``options`` (the engine's own, config ``engines.<engine>``) must be those of the measured
+    runs (e.g. OpenVINO's inference precision), so the
     check judges the arithmetic that is measured; torch, the reference, always runs at fp32.
 
     A disagreement does not fail the job: the configuration is flagged in check.json, in every

@@ -1,10 +1,23 @@
-"""``load_engine``: the one entry point that builds any engine on any provider."""
+"""``load_engine``: the one entry point that builds any engine on any provider, by its spec."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from .base import Engine, EngineOptions, validate_engine_provider
+from serving_energy.study.vocabulary import ENGINE_SPECS
+
+from .base import Engine, validate_engine_provider
+
+
+def resolve(path: str) -> Any:
+    """The attribute a spec's "module:attribute" path names (importing its module)."""
+    module, _, attribute = path.partition(":")
+    if not attribute:
+        raise ValueError(f"{path!r} is not 'module:attribute'")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def load_engine(
@@ -13,42 +26,27 @@ def load_engine(
     model_dir: Path,
     artefact_dir: Path | None,
     threads: int,
-    options: EngineOptions | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Engine:
-    """Load ``model_dir`` (torch) or its exported ``artefact_dir`` (other engines) once.
+    """Load ``model_dir`` (the reference engine) or its exported ``artefact_dir`` once.
 
-    ``options`` (default: every engine at fp32) carries the settings a configuration may choose;
-    each engine reads its own. Raises ValueError for an unknown engine or provider and for
-    <openvino, cuda>; EngineError when the provider cannot really be used (no silent CPU fallback).
+    ``options`` are the engine's own settings (the config's ``engines.<engine>``; default: the
+    engine's defaults, fp32 everywhere), checked by the engine's options type. Raises ValueError
+    for an unknown engine, provider or option and for a configuration that does not exist
+    (<OV, CUDA>); EngineError when the provider cannot really be used (no silent CPU fallback).
     """
     validate_engine_provider(engine, provider)
-    options = options if options is not None else EngineOptions()
+    spec = ENGINE_SPECS[engine]
+    engine_options = spec.make_options(options)
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    model_dir = Path(model_dir)
-    if engine == "torch":
-        from .torch_engine import TorchEngine
-
-        return TorchEngine(provider, model_dir, threads)
-    if artefact_dir is None:
-        raise ValueError(f"engine {engine!r} needs the directory of its exported artefact")
-    artefact_dir = Path(artefact_dir)
-    if not artefact_dir.is_dir():
-        raise FileNotFoundError(f"no exported {engine} artefact at {artefact_dir}")
-    if engine == "onnx":
-        from .onnx_engine import OnnxEngine
-
-        return OnnxEngine(provider, model_dir, artefact_dir, threads)
-    if engine == "openvino":
-        from .openvino_engine import OpenVinoEngine
-
-        return OpenVinoEngine(
-            provider,
-            model_dir,
-            artefact_dir,
-            threads,
-            inference_precision=options.openvino_inference_precision,
-        )
-    from .torchscript_engine import TorchScriptEngine
-
-    return TorchScriptEngine(provider, model_dir, artefact_dir, threads)
+    if spec.exported:
+        if artefact_dir is None:
+            raise ValueError(f"engine {engine!r} needs the directory of its exported artefact")
+        artefact_dir = Path(artefact_dir)
+        if not artefact_dir.is_dir():
+            raise FileNotFoundError(f"no exported {engine} artefact at {artefact_dir}")
+    else:
+        artefact_dir = None
+    engine_class = resolve(spec.engine_class)
+    return engine_class(provider, Path(model_dir), artefact_dir, threads, engine_options)

@@ -41,7 +41,7 @@ from serving_energy.serving.validity import (
     gate_quantities,
 )
 from serving_energy.study.layout import ResultsLayout
-from serving_energy.study.vocabulary import Configuration
+from serving_energy.study.vocabulary import RECORDED_PACKAGES, Configuration
 
 logger = logging.getLogger("serving_energy.serving.protocol")
 
@@ -164,7 +164,7 @@ def measure_run(
     key = settings.key
     attempt = begin_attempt(layout, key)
     equivalence = read_equivalence(inputs.check_path)
-    machine = describe_machine(workflow_dir)
+    machine = describe_machine(RECORDED_PACKAGES, workflow_dir)
     threads, threads_source = resolve_threads(settings.threads)
     say(f"{key}: measuring ({threads} engine threads)")
     phases = _run_phases(
@@ -260,7 +260,7 @@ def _run_phases(
         host=protocol.host,
         max_length=settings.generation.max_length,
         max_new_tokens=settings.generation.max_new_tokens,
-        **settings.engine_options,
+        engine_options=settings.engine_options,
     )
     server = ServerProcess(spec, logs.server_log)
     out = _Phases()

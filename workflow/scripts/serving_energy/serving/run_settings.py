@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from serving_energy.study.design import settings_from_engine_options
 from serving_energy.study.layout import RunKey
 
 
@@ -48,7 +49,8 @@ class RunSettings:
     generation: GenerationSettings
     protocol: ProtocolSettings
     meters: Mapping
-    engine_options: Mapping = field(default_factory=dict)  # e.g. openvino_inference_precision
+    # The engine's own options (config ``engines.<engine>``), e.g. {"inference_precision": "f32"}
+    engine_options: Mapping = field(default_factory=dict)
 
     @property
     def standin(self) -> bool:
@@ -83,7 +85,9 @@ class RunSettings:
                 },
             ),
             meters=dict(identity["meters"]),
-            engine_options=dict(identity.get("engine_options") or {}),
+            engine_options=settings_from_engine_options(
+                identity["engine"], identity.get("engine_options") or {}
+            ),
         )
 
 

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from serving_energy import __version__
 from serving_energy.core.io import write_atomic_json
 from serving_energy.core.lifecycle import die_with_parent
-from serving_energy.engines.base import OPENVINO_INFERENCE_PRECISIONS
 
 logger = logging.getLogger("serving_energy.serving.server")
 
@@ -297,6 +296,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _options_mapping(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-name", required=True)
@@ -311,11 +320,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument(
-        "--openvino-inference-precision",
-        choices=OPENVINO_INFERENCE_PRECISIONS,
-        default="f32",
-        help="OpenVINO's inference precision (other engines ignore it): f32 and bf16 are pinned, "
-        "default leaves OpenVINO's own choice for this CPU; the precision used is in /health",
+        "--engine-options",
+        type=_options_mapping,
+        default={},
+        help="the engine's own settings as one JSON object (the config's engines.<engine>, e.g. "
+        '\'{"inference_precision": "f32"}\' for openvino); checked by the engine',
     )
     return parser.parse_args(argv)
 
@@ -323,7 +332,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    from serving_energy.engines import EngineOptions, load_engine
+    from serving_energy.engines import load_engine
 
     die_with_parent()
     args = parse_args(argv)
@@ -344,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.model_dir,
                 args.artefact_dir,
                 args.threads,
-                EngineOptions(openvino_inference_precision=args.openvino_inference_precision),
+                args.engine_options,
             )
         except Exception as error:
             raise RuntimeError(

@@ -15,8 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -42,8 +44,8 @@ class ServerSpec:
     port: int = 0
     max_length: int = 128
     max_new_tokens: int | None = None
-    # engines.openvino.inference_precision: f32 | bf16 | default; only the OpenVINO engine reads it.
-    openvino_inference_precision: str = "f32"
+    # The engine's own settings (the config's engines.<engine>), checked by the engine.
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
 
     def command(self, port_file: Path) -> list[str]:
         command = [
@@ -57,7 +59,7 @@ class ServerSpec:
             "--port", str(self.port),
             "--port-file", str(port_file),
             "--max-length", str(self.max_length),
-            "--openvino-inference-precision", self.openvino_inference_precision,
+            "--engine-options", json.dumps(dict(self.engine_options), sort_keys=True),
         ]  # fmt: skip
         if self.artefact_dir is not None:
             command += ["--artefact-dir", str(self.artefact_dir)]

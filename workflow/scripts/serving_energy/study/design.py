@@ -8,6 +8,7 @@ It takes plain dicts and never reads files.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import random
@@ -17,13 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from serving_energy.study.geometries import resolve_standin_spec
-from serving_energy.study.vocabulary import ConfigError, Configuration
+from serving_energy.study.vocabulary import (
+    CONFIGURATION_IDS,
+    ENGINE_SPECS,
+    ConfigError,
+    Configuration,
+)
 
 
 def check_config(config: Mapping) -> None:
     """Raise ConfigError listing every problem (with its key) that the schema cannot express."""
     problems: list[str] = []
     problems += _configuration_problems(config.get("configurations", []))
+    problems += _engine_option_problems(config.get("engines") or {})
+    problems += _analysed_configuration_problems(
+        ((config.get("analysis") or {}).get("configurations")) or {}
+    )
     problems += _model_problems(config.get("models", {}))
     problems += _prompt_problems(config)
     problems += _target_problems(config)
@@ -66,6 +76,36 @@ def _configuration_problems(configurations: Sequence[Mapping]) -> list[str]:
         if configuration in seen:
             problems.append(f"configurations[{index}]: {configuration.label} is listed twice")
         seen.add(configuration)
+    return problems
+
+
+def _engine_option_problems(engines: Mapping) -> list[str]:
+    """Each engine's options, checked by the engine's own options type (its spec)."""
+    problems = []
+    for engine, settings in engines.items():
+        spec = ENGINE_SPECS.get(engine)
+        if spec is None:
+            problems.append(f"engines.{engine}: unknown engine; one of {', '.join(ENGINE_SPECS)}")
+            continue
+        try:
+            spec.make_options(settings)
+        except (TypeError, ValueError) as error:
+            problems.append(f"engines.{engine}: {error}")
+    return problems
+
+
+def _analysed_configuration_problems(chosen: Mapping) -> list[str]:
+    problems = []
+    for key in ("include", "exclude"):
+        for index, configuration_id in enumerate(chosen.get(key) or []):
+            if configuration_id in CONFIGURATION_IDS:
+                continue
+            close = difflib.get_close_matches(str(configuration_id), CONFIGURATION_IDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                f"analysis.configurations.{key}[{index}]: unknown configuration "
+                f"{configuration_id!r}{hint} (one of {', '.join(CONFIGURATION_IDS)})"
+            )
     return problems
 
 
@@ -265,9 +305,25 @@ def measurement_identity(
 
 def engine_options(config: Mapping, engine: str) -> dict:
     """The settings of ``engines`` that concern this engine only (so that changing OpenVINO's
-    precision re-measures the OpenVINO runs and nothing else)."""
-    settings = (config.get("engines") or {}).get(engine) or {}
-    return {f"{engine}_{key}": value for key, value in sorted(settings.items())}
+    precision re-measures the OpenVINO runs and nothing else), as a run's identity records them:
+    each key prefixed with the engine (``openvino_inference_precision``)."""
+    return {
+        f"{engine}_{key}": value for key, value in sorted(engine_settings(config, engine).items())
+    }
+
+
+def engine_settings(config: Mapping, engine: str) -> dict:
+    """The config's ``engines.<engine>``: the engine's own options, as the engine takes them."""
+    return dict((config.get("engines") or {}).get(engine) or {})
+
+
+def settings_from_engine_options(engine: str, options: Mapping) -> dict:
+    """``engine_options`` (a run identity's form) back to the engine's own option names."""
+    prefix = f"{engine}_"
+    stray = sorted(key for key in options if not key.startswith(prefix))
+    if stray:
+        raise ValueError(f"engine options {stray} do not belong to engine {engine!r}")
+    return {key[len(prefix) :]: value for key, value in options.items()}
 
 
 def identity_changes(old: Mapping, new: Mapping, prefix: str = "") -> dict[str, tuple[Any, Any]]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from serving_energy.study.vocabulary import ENGINE_SPECS, EXPORTED_ENGINES
+
 BYTES_PER_FP32 = 4
 GPT2_VOCAB_SIZE = 50257
 # data/tokenizers_offline's default (not imported: it loads transformers, and the workflow's
@@ -25,9 +27,7 @@ WEIGHT_COPIES = {
     # Measured in the paper-scale rehearsal (docs/paper-scale.md; peak resident memory of the
     # job's processes over the fp32 weights, after BASE_MB), rounded up:
     "build_standin": 1.2,  # 0.92 at phi-2 (2.78 B)
-    "export_onnx": 2.0,  # 1.9 at pythia-1.4b, 1.5 at phi-2 (post-processing after the model)
-    "export_openvino": 1.5,  # 1.42 at pythia-1.4b, 1.22 at phi-2
-    "export_torchscript": 2.0,  # the eager model and the reloaded trace: 1.86 and 1.88
+    # export_<engine>: the engine's spec (EngineSpec.export_weight_copies)
     # torch (the reference) and the engine side by side: ONNX Runtime 1.73 and TorchScript 1.79
     # at pythia-1.4b; OpenVINO's 2.72 counts the IR's memory-mapped weights, reclaimable pages
     "check_engine": 2.0,
@@ -57,12 +57,34 @@ def estimate_parameters(spec: Mapping[str, Any]) -> int:
 
 def job_memory_mb(stage: str, parameters: int) -> int:
     """The memory (MB, 10^6 bytes) a ``stage`` job needs for a model of ``parameters``."""
-    if stage not in WEIGHT_COPIES:
-        raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(WEIGHT_COPIES)}")
+    copies = stage_weight_copies(stage)
     if parameters < 0:
         raise ValueError(f"parameters must be >= 0, got {parameters}")
     weights_mb = parameters * BYTES_PER_FP32 / 1e6
-    return int(BASE_MB + WEIGHT_COPIES[stage] * weights_mb)
+    return int(BASE_MB + copies * weights_mb)
+
+
+def export_stage(engine: str) -> str:
+    """The stage name of an engine's export (its memory, its forecast): ``export_<engine>``."""
+    return f"export_{engine}"
+
+
+STAGES: tuple[str, ...] = (
+    "build_standin",
+    *(export_stage(engine) for engine in EXPORTED_ENGINES),
+    "check_engine",
+    "measure",
+)
+
+
+def stage_weight_copies(stage: str) -> float:
+    """Copies of the fp32 weights a ``stage`` job holds at its peak."""
+    if stage in WEIGHT_COPIES:
+        return WEIGHT_COPIES[stage]
+    for engine in EXPORTED_ENGINES:
+        if stage == export_stage(engine):
+            return ENGINE_SPECS[engine].export_weight_copies
+    raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
 
 
 def check_fits(stage: str, need_mb: int, total_mb: int, what: str) -> None:

@@ -6,12 +6,13 @@ own identity (model, configuration, repetition) so that nothing parses it back o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from serving_energy.study.vocabulary import (
     CONFIGURATION_ID,
+    CONFIGURATIONS,
     EXPORTED_ENGINES,
     EXPORTED_PER_PROVIDER,
     Configuration,
@@ -24,9 +25,14 @@ SUPERSEDED_RECORD = "superseded.json"
 # Templates of every path below, formatted for one run or engine, or left as they are for the
 # rules: their fields are the rules' readable wildcards.
 RUN_KEY_FOLDER = "{model}/" + CONFIGURATION_ID + "/rep{rep}"  # under runs/, failed/, superseded/
-EXPORT_FOLDER = "engines/{model}/{engine}"
-EXPORT_FOLDER_PER_PROVIDER = "engines/{model}/{engine}/{provider}"
+# An export's folder under engines/{model}/: one per engine, or per provider where the engine's
+# artefact is specific to its device.
+EXPORT_ARTEFACT = "{engine}"
+EXPORT_ARTEFACT_PER_PROVIDER = "{engine}/{provider}"
+EXPORT_FOLDER = "engines/{model}/" + EXPORT_ARTEFACT
+EXPORT_FOLDER_PER_PROVIDER = "engines/{model}/" + EXPORT_ARTEFACT_PER_PROVIDER
 CHECK_FILE = "engines/{model}/" + CONFIGURATION_ID + "/check.json"
+EXPORT_ARTEFACT_FOLDER = "engines/{model}/{artefact}"
 
 
 @dataclass(frozen=True, order=True)
@@ -126,10 +132,10 @@ class ResultsLayout:
         """A run file with the rules' wildcards, e.g. results/runs/{model}/.../run.json."""
         return f"{self.root.as_posix()}/runs/{RUN_KEY_FOLDER}/{name}"
 
-    def export_pattern(self, engine: str) -> str:
-        """The export folder of ``engine`` with the rules' wildcards ({model}, {provider})."""
-        template = _export_template(engine).replace("{engine}", engine)
-        return f"{self.root.as_posix()}/{template}"
+    def export_pattern(self) -> str:
+        """Every export folder, with the export rule's wildcards: {model} and {artefact} (one of
+        ``export_artefacts()``: ``onnx``, ``torchscript/cpu``, ...)."""
+        return f"{self.root.as_posix()}/{EXPORT_ARTEFACT_FOLDER}"
 
     def check_pattern(self) -> str:
         return f"{self.root.as_posix()}/{CHECK_FILE}"
@@ -137,6 +143,34 @@ class ResultsLayout:
 
 def _export_template(engine: str) -> str:
     return EXPORT_FOLDER_PER_PROVIDER if engine in EXPORTED_PER_PROVIDER else EXPORT_FOLDER
+
+
+def export_artefact(configuration: Configuration) -> str:
+    """The ``{artefact}`` of a configuration's export: its folder under ``engines/{model}/``
+    (``onnx``; ``torchscript/cpu`` where an export is made per provider)."""
+    if not configuration.exported:
+        raise ValueError(f"{configuration.label} loads the model folder itself: no export")
+    template = (
+        EXPORT_ARTEFACT_PER_PROVIDER
+        if configuration.engine in EXPORTED_PER_PROVIDER
+        else EXPORT_ARTEFACT
+    )
+    return template.format(engine=configuration.engine, provider=configuration.provider)
+
+
+def export_artefacts(configurations: Iterable[Configuration] = CONFIGURATIONS) -> tuple[str, ...]:
+    """Every ``{artefact}`` the configurations export, once each, in their order."""
+    return tuple(dict.fromkeys(export_artefact(c) for c in configurations if c.exported))
+
+
+def parse_export_artefact(artefact: str) -> tuple[str, str | None]:
+    """(engine, provider) of an ``{artefact}``; the provider is None where one export serves
+    every provider. An unknown one is a ValueError naming those that exist."""
+    engine, _, provider = artefact.partition("/")
+    known = export_artefacts()
+    if artefact not in known:
+        raise ValueError(f"no export {artefact!r}; the exports are {', '.join(known)}")
+    return engine, provider or None
 
 
 def _format(template: str, model: str, configuration: Configuration, **fields) -> str:

@@ -39,32 +39,27 @@ from serving_energy.core.machine import gpus
 from serving_energy.study.design import apply_cuda_policy, expected_prompt_count
 from serving_energy.study.footprint import (
     BYTES_PER_FP32,
-    WEIGHT_COPIES,
     estimate_parameters,
+    export_stage,
     job_memory_mb,
 )
 from serving_energy.study.geometries import resolve_standin_spec
-from serving_energy.study.layout import ResultsLayout, RunKey
-from serving_energy.study.vocabulary import EXPORTED_PER_PROVIDER, Configuration
+from serving_energy.study.layout import ResultsLayout, RunKey, export_artefact
+from serving_energy.study.vocabulary import ENGINE_SPECS, Configuration
 
 FORECAST = "forecast"  # from the config and this module's defaults
 MEASURED = "measured"  # from what this study's jobs recorded
 
 # A fixed part (what a tiny stand-in's job takes: interpreter, imports, writing) and seconds per
 # billion parameters, from the jobs measured at 1.41 B and 2.65 B on a 2-core EPYC VM before this
-# plan existed (issue 20: build 47 s, ONNX export 121 s and 185 s, OpenVINO 38 s); TorchScript's
-# trace and its verification assumed about a build and a reload.
-STAGE_SECONDS = {
-    "build_standin": (5.0, 30.0),
-    "export_onnx": (15.0, 75.0),
-    "export_openvino": (8.0, 22.0),
-    "export_torchscript": (6.0, 40.0),
-}
+# plan existed (issue 20: build 47 s). Each export's are in its engine's spec
+# (EngineSpec.export_seconds).
+STAGE_SECONDS = {"build_standin": (5.0, 30.0)}
 DOWNLOAD_BYTES_PER_S = 50e6  # an assumption: the Hub's speed here is unknown
-# Loading: a fixed start (interpreter, imports, server) plus bytes at a rate per engine; measured
-# here: torch 5 s, ONNX Runtime and OpenVINO 25-26 s for 10.6 GB.
+# Loading: a fixed start (interpreter, imports, server) plus bytes at the rate of the engine's
+# spec (EngineSpec.load_bytes_per_s; measured here: torch 5 s, ONNX Runtime and OpenVINO 25-26 s
+# for 10.6 GB).
 SERVER_START_S = 4.0
-LOAD_BYTES_PER_S = {"torch": 2.0e9, "onnx": 0.4e9, "openvino": 0.4e9, "torchscript": 1.0e9}
 JOB_OVERHEAD_S = 6.0  # Snakemake starting a job and its interpreter importing the libraries
 # Decode speed before any run: a fraction of the bandwidth bound. At stablecode-3b's geometry
 # torch, the slowest engine, reached 0.48 of it on the CPU (ONNX Runtime 0.96, OpenVINO ~1), so
@@ -82,8 +77,6 @@ ANALYSIS_S = 90.0  # merge, statistics, tables, figures, package
 # about one token's read of the weights.
 EQUIVALENCE_DECODE_PASSES = 2
 EQUIVALENCE_SEQUENCE_PASSES = 3
-# Of the ONNX exporter: the graph is written, then its external data once more, for a moment.
-ONNX_TRANSIENT_COPIES = 1.0
 
 
 @dataclass(frozen=True)
@@ -358,21 +351,12 @@ def machine_here(
 
 # -- the forecast ----------------------------------------------------------------------------
 def bytes_per_parameter(configuration: Configuration, config: Mapping) -> float:
-    """Bytes per weight an engine reads per token: its compute precision (int8 weights are read
-    as int8). OpenVINO's 'default' is bf16 on AVX512-BF16/AMX CPUs and f32 elsewhere; the plan
-    takes bf16, the faster, only where the config says bf16."""
-    if configuration.engine == "openvino":
-        if config["export"]["openvino_weight_format"] == "int8":
-            return 1.0
-        if config["engines"]["openvino"]["inference_precision"] == "bf16":
-            return 2.0
-    return float(BYTES_PER_FP32)
+    """Bytes per weight an engine reads per token: its compute precision (the engine's spec)."""
+    return float(ENGINE_SPECS[configuration.engine].read_bytes_per_parameter(config))
 
 
 def export_bytes_per_parameter(engine: str, config: Mapping) -> float:
-    if engine == "openvino":
-        return {"fp32": 4.0, "fp16": 2.0, "int8": 1.0}[config["export"]["openvino_weight_format"]]
-    return float(BYTES_PER_FP32)
+    return float(ENGINE_SPECS[engine].artefact_bytes_per_parameter(config))
 
 
 def new_tokens_per_request(config: Mapping) -> float:
@@ -385,12 +369,16 @@ def new_tokens_per_request(config: Mapping) -> float:
 
 
 def stage_seconds(stage: str, parameters: float) -> float:
-    fixed, per_billion = STAGE_SECONDS[stage]
+    exports = {export_stage(engine): spec for engine, spec in ENGINE_SPECS.items() if spec.exported}
+    if stage in exports:
+        fixed, per_billion = exports[stage].export_seconds
+    else:
+        fixed, per_billion = STAGE_SECONDS[stage]
     return fixed + per_billion * parameters / 1e9
 
 
 def load_seconds(engine: str, artefact_bytes: float) -> float:
-    return SERVER_START_S + artefact_bytes / LOAD_BYTES_PER_S[engine]
+    return SERVER_START_S + artefact_bytes / ENGINE_SPECS[engine].load_bytes_per_s
 
 
 def seconds_per_token(
@@ -537,14 +525,13 @@ def _model_plan(
         size = folder_bytes(Path(folder)) if measured else None
         forecast = count * export_bytes_per_parameter(configuration.engine, config)
         exports[folder] = Figure(float(size), MEASURED) if size else Figure(forecast, FORECAST)
-        engine = configuration.engine
-        suffix = f"-{configuration.provider}" if engine in EXPORTED_PER_PROVIDER else ""
-        stage_wall[f"export_{engine}{suffix}"] = _stage_figure(
-            benchmarks, f"export/{model}/{engine}{suffix}.tsv", measured,
-            stage_seconds(f"export_{engine}", count),
+        engine, artefact = configuration.engine, export_artefact(configuration)
+        # One key per export job: export_onnx, export_torchscript-cpu.
+        stage_wall[f"export_{artefact.replace('/', '-')}"] = _stage_figure(
+            benchmarks, f"export/{model}/{artefact}.tsv", measured,
+            stage_seconds(export_stage(engine), count),
         )  # fmt: skip
-        if engine == "onnx":
-            transient = int(forecast * ONNX_TRANSIENT_COPIES)
+        transient = max(transient, int(forecast * ENGINE_SPECS[engine].export_transient_copies))
     check_prompts = config["equivalence"]["prompts"]
     check_steps = check_prompts * (
         EQUIVALENCE_DECODE_PASSES * config["equivalence"]["max_new_tokens"]
@@ -568,7 +555,13 @@ def _model_plan(
         stage_wall[f"check_{configuration.id}"] = _stage_figure(
             benchmarks, f"check/{model}/{configuration.id}.tsv", measured, forecast
         )
-    stages = [s for s in WEIGHT_COPIES if s != "build_standin" or standin]
+    exported = dict.fromkeys(c.engine for c in configurations if c.exported)
+    stages = [
+        *(["build_standin"] if standin else []),
+        *(export_stage(engine) for engine in exported),
+        *(["check_engine"] if exported else []),
+        "measure",
+    ]
     need_mb = {stage: job_memory_mb(stage, count) for stage in stages}
     peak_stage = max(need_mb, key=need_mb.get)
     cuda = any(c.provider == "cuda" for c in configurations)
@@ -683,12 +676,21 @@ def _check_fits(plan: Plan, problems: list[str], remedies: list[str]) -> None:
         )
 
 
+def stage_rule(stage: str) -> str:
+    """The rule whose jobs a plan's stage key counts (``export_torchscript-cpu`` -> export)."""
+    if stage.startswith("check_"):
+        return "check_engine"
+    if stage.startswith("export_"):
+        return "export"
+    return stage
+
+
 def _cluster_rows(plan: Plan, runtimes_min: Mapping[str, float]) -> list[dict[str, Any]]:
     """Whether each rule's requested runtime (minutes) covers its longest forecast job."""
     longest: dict[str, float] = {}
     for model in plan.models:
         for stage, figure in model.stage_wall_s.items():
-            rule = "check_engine" if stage.startswith("check_") else stage.split("-")[0]
+            rule = stage_rule(stage)
             longest[rule] = max(longest.get(rule, 0.0), figure.value)
     for line in plan.runs:
         longest["measure"] = max(longest.get("measure", 0.0), line.run_wall_s.value)

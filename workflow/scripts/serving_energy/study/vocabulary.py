@@ -1,40 +1,72 @@
 """The study's vocabulary: engines, providers, their names in the paper, their order, and what each
 configuration needs (an export, made once or per provider; the conda env that serves it).
 
-This is the one definition. The config checks, the engines, the results layout, the analysis and
-the rules (wildcard constraints, env choice) import it; tests/test_vocabulary.py checks that
-config/schema.yaml's enums say the same.
+This is the one definition, read from the engines' plug-in specs (``study/engine_spec.py``). The
+config checks, the engines, the results layout, the analysis and the rules (wildcard constraints,
+env choice) import it; tests/test_vocabulary.py checks that config/schema.yaml's enums say the
+same.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# In the paper's order: the baseline first.
-ENGINES: tuple[str, ...] = ("torch", "onnx", "openvino", "torchscript")
+from serving_energy.core.versions import WORKFLOW_PACKAGES
+from serving_energy.study.engine_spec import EngineSpec
+
+# The engine plug-ins (``serving_energy/engines/<name>/``), in the paper's order: the baseline
+# first. A new engine is one folder and one entry here.
+ENGINE_PLUGINS: tuple[str, ...] = (
+    "torch_engine",
+    "onnx_engine",
+    "openvino_engine",
+    "torchscript_engine",
+)
+
+
+def _load_specs(plugins: Iterable[str]) -> dict[str, EngineSpec]:
+    specs: dict[str, EngineSpec] = {}
+    for plugin in plugins:
+        # A spec module imports only the core and study layers (tests/test_layers.py).
+        spec = importlib.import_module(f"serving_energy.engines.{plugin}.spec").SPEC
+        if spec.id in specs:
+            raise ValueError(f"engine id {spec.id!r} is declared by two plug-ins")
+        specs[spec.id] = spec
+    return specs
+
+
+ENGINE_SPECS: dict[str, EngineSpec] = _load_specs(ENGINE_PLUGINS)
+ENGINES: tuple[str, ...] = tuple(ENGINE_SPECS)
 PROVIDERS: tuple[str, ...] = ("cpu", "cuda")
-ENGINE_LABELS: dict[str, str] = {
-    "torch": "TORCH",
-    "onnx": "ONNX",
-    "openvino": "OV",
-    "torchscript": "JIT",
-}
+ENGINE_LABELS: dict[str, str] = {engine: spec.label for engine, spec in ENGINE_SPECS.items()}
 PROVIDER_LABELS: dict[str, str] = {"cpu": "CPU", "cuda": "CUDA"}
 
-# The baseline of the savings and the reference of the equivalence check. It loads the model folder
-# itself; every other engine loads an export of it.
-REFERENCE_ENGINE = "torch"
-EXPORTED_ENGINES: tuple[str, ...] = tuple(e for e in ENGINES if e != REFERENCE_ENGINE)
-# One export serves every provider, except TorchScript's: a trace is specific to the device it was
-# traced on.
-EXPORTED_PER_PROVIDER: frozenset[str] = frozenset({"torchscript"})
+# The baseline of the savings and the reference of the equivalence check (exactly one).
+(REFERENCE_ENGINE,) = (engine for engine, spec in ENGINE_SPECS.items() if spec.reference)
+# Every other engine is checked against it; most load an export of the model.
+CHECKED_ENGINES: tuple[str, ...] = tuple(e for e in ENGINES if e != REFERENCE_ENGINE)
+EXPORTED_ENGINES: tuple[str, ...] = tuple(e for e in ENGINES if ENGINE_SPECS[e].exported)
+# One export serves every provider, except where the artefact is specific to its device
+# (TorchScript's trace).
+EXPORTED_PER_PROVIDER: frozenset[str] = frozenset(
+    e for e in ENGINES if ENGINE_SPECS[e].export_per_provider
+)
 
 # Combinations that do not exist, and why.
 IMPOSSIBLE: dict[tuple[str, str], str] = {
-    ("openvino", "cuda"): "OpenVINO has no CUDA execution provider "
-    "(use <OV, CPU>, or onnx/torch/torchscript on cuda)",
+    (engine, provider): spec.unsupported.get(provider, f"{spec.label} does not run on {provider}")
+    for engine, spec in ENGINE_SPECS.items()
+    for provider in PROVIDERS
+    if provider not in spec.providers
 }
+# What every engine info and export records the version of: the engines' packages, in order.
+ENGINE_PACKAGES: tuple[str, ...] = tuple(
+    dict.fromkeys(package for spec in ENGINE_SPECS.values() for package in spec.packages)
+)
+# What a run's machine record and the replication package list.
+RECORDED_PACKAGES: tuple[str, ...] = (*ENGINE_PACKAGES, *WORKFLOW_PACKAGES)
 
 
 # A configuration's path-safe id; its fields are also the rules' wildcard names.
@@ -83,17 +115,19 @@ class Configuration:
         return self.engine == REFERENCE_ENGINE
 
     @property
+    def spec(self) -> EngineSpec:
+        return ENGINE_SPECS[self.engine]
+
+    @property
     def exported(self) -> bool:
         """Whether the engine loads an export of the model rather than the model folder."""
-        return self.engine in EXPORTED_ENGINES
+        return self.spec.exported
 
     @property
     def serving_env(self) -> str:
-        """The conda env (``envs/<name>.yaml``) of jobs that load this configuration: one per
-        engine, except ONNX Runtime on CUDA, whose GPU build cannot share an env with the CPU one."""
-        if (self.engine, self.provider) == ("onnx", "cuda"):
-            return "serve-onnx-cuda"
-        return f"serve-{self.engine}"
+        """The conda env (``envs/<name>.yaml``) of jobs that load this configuration: the
+        engine's own, per provider where its spec says so (ONNX Runtime's GPU build)."""
+        return self.spec.serving_env(self.provider)
 
 
 # Every configuration that exists, in the paper's order: CPU before CUDA, the baseline first.

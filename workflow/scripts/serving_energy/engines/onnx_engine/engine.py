@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serving_energy.data.tokenizer import load_tokenizer
-
-from .base import (
+from serving_energy.engines.base import (
     EngineError,
     EngineInfo,
     GenerateApiEngine,
@@ -42,7 +41,9 @@ class OnnxEngine(GenerateApiEngine):
     name = "onnx"
     logits_unavailable_reason = None
 
-    def __init__(self, provider: str, model_dir: Path, artefact_dir: Path, threads: int):
+    def __init__(
+        self, provider: str, model_dir: Path, artefact_dir: Path, threads: int, options: None = None
+    ):
         import onnxruntime as ort
         from optimum.onnxruntime import ORTModelForCausalLM
 

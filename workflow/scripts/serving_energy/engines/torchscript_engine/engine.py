@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from serving_energy.data.tokenizer import load_tokenizer
-
-from .base import (
+from serving_energy.engines.base import (
     Engine,
     EngineError,
     EngineInfo,
@@ -30,7 +29,7 @@ from .base import (
     torch_device_for,
     torch_precision_settings,
 )
-from .torch_engine import check_torch_device
+from serving_energy.engines.torch_engine.engine import check_torch_device
 
 TORCHSCRIPT_FILE = "model_kv.pt"
 # Bumped when the traced module's calling convention changes; other formats are refused.
@@ -78,7 +77,9 @@ class TorchScriptEngine(Engine):
     name = "torchscript"
     logits_unavailable_reason = None
 
-    def __init__(self, provider: str, model_dir: Path, artefact_dir: Path, threads: int):
+    def __init__(
+        self, provider: str, model_dir: Path, artefact_dir: Path, threads: int, options: None = None
+    ):
         import torch
         from transformers import GenerationConfig
 

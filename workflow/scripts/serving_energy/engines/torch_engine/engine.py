@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serving_energy.data.tokenizer import load_tokenizer
-
-from .base import (
+from serving_energy.engines.base import (
     EngineError,
     EngineInfo,
     GenerateApiEngine,
@@ -34,7 +33,9 @@ class TorchEngine(GenerateApiEngine):
     name = "torch"
     logits_unavailable_reason = None
 
-    def __init__(self, provider: str, model_dir: Path, threads: int):
+    def __init__(
+        self, provider: str, model_dir: Path, artefact_dir: None, threads: int, options: None = None
+    ):
         import torch
         from transformers import AutoModelForCausalLM
 

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serving_energy.data.tokenizer import load_tokenizer
-
-from .base import (
-    OPENVINO_INFERENCE_PRECISIONS,
+from serving_energy.engines.base import (
     EngineInfo,
     GenerateApiEngine,
     set_torch_threads,
 )
+from serving_energy.engines.openvino_engine.spec import OpenVinoOptions
 
 # The KV cache follows the inference precision that was asked for; OpenVINO's own CPU default is
 # a reduced precision (u8 advertised, f16 compiled for a bf16 model here), which only the
@@ -41,11 +40,7 @@ def runtime_config(threads: int, inference_precision: str = "f32") -> dict[str, 
     pin inference and KV-cache precision; "default" sets neither, which is what optimum-intel runs
     unless told otherwise (the paper's setup).
     """
-    if inference_precision not in OPENVINO_INFERENCE_PRECISIONS:
-        raise ValueError(
-            f"unknown OpenVINO inference precision {inference_precision!r}; expected one of "
-            f"{OPENVINO_INFERENCE_PRECISIONS}"
-        )
+    OpenVinoOptions(inference_precision)  # checks the name
     return {
         "INFERENCE_NUM_THREADS": str(threads),
         "PERFORMANCE_HINT": "LATENCY",
@@ -64,7 +59,7 @@ class OpenVinoEngine(GenerateApiEngine):
         model_dir: Path,
         artefact_dir: Path,
         threads: int,
-        inference_precision: str = "f32",
+        options: OpenVinoOptions | None = None,
     ):
         from optimum.intel import OVModelForCausalLM
 
@@ -74,8 +69,9 @@ class OpenVinoEngine(GenerateApiEngine):
             )
         set_torch_threads(threads)
         super().__init__(provider, load_tokenizer(artefact_dir), threads, model_dir, artefact_dir)
-        self.inference_precision = inference_precision
-        self.ov_config = runtime_config(threads, inference_precision)
+        options = options if options is not None else OpenVinoOptions()
+        self.inference_precision = options.inference_precision
+        self.ov_config = runtime_config(threads, self.inference_precision)
         self.model = OVModelForCausalLM.from_pretrained(
             str(artefact_dir), device="CPU", ov_config=self.ov_config, use_cache=True, compile=True
         )
