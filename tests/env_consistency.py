@@ -349,9 +349,7 @@ def rule_envs(rules_dir: Path = RULES) -> tuple[list[RuleUse], list[str]]:
                     env = (rules_dir.parents[1] / "envs" / f"{spec.export_env}.yaml").resolve()
                     seeds = (_module_of(spec.exporter),)
                     label = f"{rule}[{artefact}]"
-                    uses.append(
-                        RuleUse(rule, env, script_path, frozenset({engine}), label, seeds)
-                    )
+                    uses.append(RuleUse(rule, env, script_path, frozenset({engine}), label, seeds))
             elif conda == "serving_env" and serving_env is not None:
                 engines = _engine_constraint(block, helpers)
                 for configuration in CONFIGURATIONS:  # only those that exist
@@ -363,7 +361,8 @@ def rule_envs(rules_dir: Path = RULES) -> tuple[list[RuleUse], list[str]]:
                     label = f"{rule}[{configuration.id}]"
                     followed = frozenset({engine, vocabulary.REFERENCE_ENGINE})
                     seeds = tuple(
-                        _module_of(vocabulary.ENGINE_SPECS[e].engine_class) for e in sorted(followed)
+                        _module_of(vocabulary.ENGINE_SPECS[e].engine_class)
+                        for e in sorted(followed)
                     )
                     uses.append(RuleUse(rule, env, script_path, followed, label, seeds))
             else:
