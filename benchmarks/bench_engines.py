@@ -1,11 +1,13 @@
-"""Decode speed of the four engines on the CPU, side by side, for a codeparrot-small-sized stand-in.
+"""Decode speed of the study's engines (every plug-in) on the CPU, side by side, for a
+codeparrot-small-sized stand-in.
 
 A random-weight GPT-2 stand-in at codeparrot-small's geometry (12 layers, 768 hidden, 12 heads,
 vocabulary 32 768, ~111 M parameters) is built and exported once into --work-dir (reused on later
 runs). Every engine is loaded once, each in its own worker process as in the study (one engine
 per server process): engines loaded side by side in one process disturb each other -- with ONNX
 Runtime and two OpenVINO models loaded beside it, torch's eager loop fell from ~40 to 24 tokens/s
-here. TorchScript warms its traced prefill and decode step up while loading. Prompts are then
+here. TorchScript warms its traced prefill and decode step up while loading; torch.compile
+compiles its decode step while loading. Prompts are then
 served round-robin across the engines (engine order rotates per prompt; idle workers sleep on a
 pipe) so drift in machine load hits all engines alike. Greedy, batch 1, exactly --max-new-tokens
 new tokens per prompt, every prompt for every engine.
@@ -109,9 +111,10 @@ def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | 
             f"built stand-in: {info.n_parameters / 1e6:.1f} M parameters "
             f"({time.perf_counter() - started:.1f} s)"
         )
-    artefacts: dict[str, Path | None] = {"torch": None}
+    artefacts: dict[str, Path | None] = {}
     for engine in engines:
-        if engine == "torch":
+        if not ENGINE_SPECS[engine].exported:
+            artefacts[engine] = None  # the model folder itself (torch, torch.compile)
             continue
         out_dir = work_dir / MODEL_NAME / ("torchscript-cpu" if engine == "torchscript" else engine)
         current = (out_dir / EXPORT_FILE).is_file() and (

@@ -112,8 +112,8 @@ def artefact(engine: str, model_dir: Path) -> Path | None:
     from serving_energy.engines.export import EXPORT_FILE, export_model
     from serving_energy.study.vocabulary import ENGINE_SPECS
 
-    if engine == "torch":
-        return None
+    if not ENGINE_SPECS[engine].exported:
+        return None  # the model folder itself (torch, torch.compile)
     out_dir = model_dir.parent / f"{model_dir.name}-{engine}"
     if not (out_dir / EXPORT_FILE).is_file():
         log(f"exporting {engine} to {out_dir}")

@@ -58,6 +58,8 @@ def test_serving_env_covers_every_engine_and_provider(rule_uses):
         "measure[openvino-cpu]": "serve-openvino",
         "measure[torchscript-cpu]": "serve-torchscript",
         "measure[torchscript-cuda]": "serve-torchscript",
+        "measure[torch_compile-cpu]": "serve-torch",
+        "measure[torch_compile-cuda]": "serve-torch",
     }
     export = {use.label: use.env.stem for use in uses if use.rule == "export"}
     assert export == {
@@ -70,6 +72,7 @@ def test_serving_env_covers_every_engine_and_provider(rule_uses):
     assert check == {
         "check_engine[onnx-cpu]", "check_engine[onnx-cuda]", "check_engine[openvino-cpu]",
         "check_engine[torchscript-cpu]", "check_engine[torchscript-cuda]",
+        "check_engine[torch_compile-cpu]", "check_engine[torch_compile-cuda]",
     }  # fmt: skip
 
 

@@ -82,3 +82,40 @@ def test_check_config_lists_every_problem():
     assert "models.x: has no model id" in message
     assert "models.y.standin: hidden_size 10 is not divisible by heads 4" in message
     assert "prompts.tokenizer: 't'" in message
+
+
+def test_engine_ids_configuration_ids_and_options_are_checked_against_the_plug_ins():
+    """The schema lists no engine: check_config names what the plug-ins do not know."""
+    config = {
+        "configurations": [{"engine": "torch_compiled", "provider": "cpu"}],
+        "engines": {"openvino": {"precision": "f32"}, "torch_compile": {"mode": "fastest"}},
+        "analysis": {"configurations": {"include": ["torch_compile-cpu", "onx-cpu"]}},
+        "models": {},
+        "prompts": {},
+        "tokenizers": {},
+    }
+    with pytest.raises(ConfigError) as error:
+        check_config(config)
+    message = str(error.value)
+    assert "configurations[0]: unknown engine 'torch_compiled'" in message
+    assert "engines.openvino: engine 'openvino' has no option precision" in message
+    assert "engines.torch_compile: unknown torch_compile mode 'fastest'" in message
+    assert "analysis.configurations.include[1]: unknown configuration 'onx-cpu'" in message
+    assert "did you mean 'onnx-cpu'?" in message
+    assert "include[0]" not in message
+
+
+def test_the_2026_study_is_the_papers_with_torch_compile_beside_its_engines():
+    from tests.helpers import load_config
+
+    paper, engines_2026 = load_config("config.yaml"), load_config("engines-2026.yaml")
+    added = [c for c in engines_2026["configurations"] if c not in paper["configurations"]]
+    assert added == [
+        {"engine": "torch_compile", "provider": "cpu"},
+        {"engine": "torch_compile", "provider": "cuda"},
+    ]
+    assert all(c in engines_2026["configurations"] for c in paper["configurations"])
+    assert not any(c["engine"] == "torch_compile" for c in paper["configurations"])
+    for key in ("models", "prompts", "protocol", "generation", "repetitions", "analysis"):
+        assert engines_2026[key] == paper[key], key
+    check_config(engines_2026)

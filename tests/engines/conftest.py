@@ -11,9 +11,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest
 
 from serving_energy.data.standins import ARCHITECTURES
-from serving_energy.study.vocabulary import EXPORTED_ENGINES
+from serving_energy.study.vocabulary import CHECKED_ENGINES, ENGINE_SPECS, EXPORTED_ENGINES
 
-__all__ = ["ARCHITECTURES", "EXPORTED_ENGINES"]  # the tests' parameters, from the library
+# the tests' parameters, from the library: a new engine plug-in is in every parametrized test
+__all__ = ["ARCHITECTURES", "CHECKED_ENGINES", "EXPORTED_ENGINES"]
 TINY = {"n_layers": 2, "hidden_size": 64, "n_heads": 4, "tokenizer": "bpe-humaneval", "seed": 0}
 PROMPTS = (
     "def has_close_elements(numbers, threshold):",
@@ -121,7 +122,8 @@ def engines(standin_dirs, artefact_dirs):
 
     def get(architecture: str, engine: str):
         if (architecture, engine) not in cache:
-            artefact = None if engine == "torch" else artefact_dirs[architecture, engine]
+            exported = ENGINE_SPECS[engine].exported
+            artefact = artefact_dirs[architecture, engine] if exported else None
             cache[architecture, engine] = load_engine(
                 engine, "cpu", standin_dirs[architecture], artefact, THREADS
             )

@@ -9,10 +9,19 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import REPO, run_snakemake, start_snakemake
 
 SMOKE_CONFIG = REPO / "config" / "smoke.yaml"
+_SMOKE = yaml.safe_load(SMOKE_CONFIG.read_text())
+# What the smoke study measures, from its config (a configuration added there is tested too).
+SMOKE_MODELS: tuple[str, ...] = tuple(_SMOKE["models"])
+SMOKE_CONFIGURATIONS: tuple[str, ...] = tuple(
+    f"{c['engine']}-{c['provider']}" for c in _SMOKE["configurations"]
+)
+SMOKE_REPS: tuple[int, ...] = tuple(range(1, _SMOKE["repetitions"] + 1))
+SMOKE_RUNS = len(SMOKE_MODELS) * len(SMOKE_CONFIGURATIONS) * len(SMOKE_REPS)
 
 
 # Beside results/, not in the package: the study's wall time and console, for the tests.

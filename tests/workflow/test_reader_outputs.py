@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import run_snakemake
 
-from .conftest import SMOKE_CONFIG, SMOKE_CONSOLE_FILE, SMOKE_WALL_FILE, smoke
+from .conftest import SMOKE_CONFIG, SMOKE_CONSOLE_FILE, SMOKE_RUNS, SMOKE_WALL_FILE, smoke
 
 pytestmark = pytest.mark.e2e
 
@@ -31,14 +31,14 @@ def test_the_plan_forecasts_the_smoke_study_within_a_stated_factor(study, tmp_pa
         forecast_s,
         measured_s,
     )
-    assert plan["runs_total"] == 16 and plan["fits"]
+    assert plan["runs_total"] == SMOKE_RUNS and plan["fits"]
 
 
 def test_the_plan_of_a_finished_study_is_measured_and_has_nothing_left(study_copy):
     result = smoke(study_copy, "plan")
     assert result.returncode == 0, result.stderr[-3000:]
     plan = json.loads((study_copy / "results" / "plan" / "plan.json").read_text())
-    assert plan["runs_done"] == plan["runs_total"] == 16
+    assert plan["runs_done"] == plan["runs_total"] == SMOKE_RUNS
     assert all(line["run_wall_s"]["source"] == "measured" for line in plan["run_lines"])
     stages = [f for m in plan["models"] for f in m["stage_wall_s"].values()]
     assert stages and all(f["source"] == "measured" for f in stages)  # benchmark files
@@ -49,9 +49,10 @@ def test_the_plan_of_a_finished_study_is_measured_and_has_nothing_left(study_cop
 def test_every_run_line_says_how_much_of_the_study_is_left(study):
     console = (study / SMOKE_CONSOLE_FILE).read_text()
     lines = [line for line in console.splitlines() if line.startswith("study: ")]
-    assert len(lines) == 16, console[-3000:]
-    assert lines[0].startswith("study: 1 of 16 runs done, 15 left, about ")
-    assert lines[-1].startswith("study: 16 of 16 runs done, 0 left, about ")
+    n = SMOKE_RUNS
+    assert len(lines) == n, console[-3000:]
+    assert lines[0].startswith(f"study: 1 of {n} runs done, {n - 1} left, about ")
+    assert lines[-1].startswith(f"study: {n} of {n} runs done, 0 left, about ")
 
 
 def test_the_time_energy_and_energy_per_token_figures_exist(study):

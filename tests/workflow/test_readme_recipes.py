@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import REPO, planned_jobs, run_snakemake
 
-from .conftest import SMOKE_CONFIG
+from .conftest import SMOKE_CONFIG, SMOKE_RUNS
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,7 @@ def test_every_readme_recipe_does_what_the_readme_says(study_copy):
     for targets in (by_model, by_configuration, by_all):
         done = jobs(targets)
         assert "measure" not in done
-        assert pl.read_csv(study_copy / "results/metrics/runs.csv").height == 16
+        assert pl.read_csv(study_copy / "results/metrics/runs.csv").height == SMOKE_RUNS
     done = jobs(analysis)
     assert "measure" not in done and done["statistical_tests"] == 1
     jobs(report)

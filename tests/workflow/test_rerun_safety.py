@@ -19,12 +19,12 @@ import pytest
 from tests.helpers import REPO, load_config, planned_jobs
 from tests.serving.fakes import wait_until
 
-from .conftest import SMOKE_CONFIG, smoke
+from .conftest import SMOKE_CONFIG, SMOKE_RUNS, smoke
 
 pytestmark = pytest.mark.e2e
 
 RUN = "results/runs/tiny-gpt2/torch-cpu/rep1"
-N_RUNS = 16
+N_RUNS = SMOKE_RUNS
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -126,8 +126,8 @@ def test_a_run_deleted_outside_the_targets_leaves_a_consistent_package(study_cop
     assert_package_consistent(study_copy)
     readme = (study_copy / "results/README.md").read_text()
     assert (
-        "incomplete: 1 of 16 planned runs are not measured yet**: tiny-gpt2 <TORCH, CPU> rep 1"
-        in (readme)
+        f"incomplete: 1 of {N_RUNS} planned runs are not measured yet**: tiny-gpt2 <TORCH, CPU> "
+        "rep 1" in (readme)
     )
 
 

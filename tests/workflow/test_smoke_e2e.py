@@ -15,14 +15,14 @@ import pytest
 
 from tests.helpers import REPO, load_config
 
-from .conftest import smoke
+from .conftest import SMOKE_CONFIGURATIONS, SMOKE_MODELS, SMOKE_REPS, smoke
 
 pytestmark = pytest.mark.e2e
 
-MODELS = ("tiny-gpt2", "tiny-llama")
+MODELS = SMOKE_MODELS
 NEW_TOKENS = load_config("smoke.yaml")["generation"]["max_new_tokens"]
-CONFIGURATIONS = ("torch-cpu", "onnx-cpu", "openvino-cpu", "torchscript-cpu")
-REPS = (1, 2)
+CONFIGURATIONS = SMOKE_CONFIGURATIONS
+REPS = SMOKE_REPS
 RUN_COLUMNS = [
     "model", "size_category", "engine", "provider", "configuration", "rep", "energy_cpu_j",
     "energy_gpu_j", "energy_global_j", "duration_s", "cpu_usage_pct", "ram_usage_pct",
@@ -83,7 +83,9 @@ def test_merged_runs_table(study):
     runs = pl.read_parquet(study / "results/metrics/runs.parquet")
     assert runs.columns[: len(RUN_COLUMNS)] == RUN_COLUMNS
     assert runs.height == len(MODELS) * len(CONFIGURATIONS) * len(REPS)
-    assert set(runs["configuration"]) == {"<TORCH, CPU>", "<ONNX, CPU>", "<OV, CPU>", "<JIT, CPU>"}
+    assert set(runs["configuration"]) == {
+        "<TORCH, CPU>", "<ONNX, CPU>", "<OV, CPU>", "<JIT, CPU>", "<COMPILE, CPU>",
+    }  # fmt: skip
     assert runs["gpu_usage_pct"].null_count() == runs.height
     csv = pl.read_csv(study / "results/metrics/runs.csv")
     assert csv.height == runs.height

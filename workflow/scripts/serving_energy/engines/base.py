@@ -194,6 +194,12 @@ class Engine(ABC):
             )
         return Generation(len(input_ids), tuple(int(i) for i in new_ids), text, duration_s)
 
+    def prepare_for(self, total_tokens: int) -> None:
+        """Get ready, at load, for requests of about ``total_tokens`` (prompt and new tokens):
+        what an engine would otherwise do in the first such request (torch.compile compiles its
+        decode step for that cache length). Most engines need nothing."""
+        return
+
     @abstractmethod
     def generate_ids(self, input_ids: Sequence[int], max_new_tokens: int) -> list[int]:
         """Greedy ids of exactly ``max_new_tokens`` new tokens after ``input_ids``."""

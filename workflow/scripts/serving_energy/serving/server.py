@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     def load():
         logger.info("loading %s in %s on %s", args.model_name, args.engine, args.provider)
         try:
-            return load_engine(
+            engine = load_engine(
                 args.engine,
                 args.provider,
                 args.model_dir,
@@ -355,6 +355,12 @@ def main(argv: list[str] | None = None) -> None:
                 args.threads,
                 args.engine_options,
             )
+            # Inside the load, outside every measured window: a request of the study's length
+            # (a one-token prompt and its new tokens; the whole length without a fixed count).
+            engine.prepare_for(
+                1 + args.max_new_tokens if args.max_new_tokens is not None else args.max_length
+            )
+            return engine
         except Exception as error:
             raise RuntimeError(
                 f"could not load model {args.model_name} in engine {args.engine} on "

@@ -23,6 +23,7 @@ ENGINE_PLUGINS: tuple[str, ...] = (
     "onnx_engine",
     "openvino_engine",
     "torchscript_engine",
+    "torch_compile_engine",
 )
 
 
