@@ -71,6 +71,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=["f32", "bf16", "default"],
         help="one OpenVINO row per inference precision ('default': OpenVINO's own choice)",
     )
+    parser.add_argument(
+        "--geometry",
+        help="a paper model's geometry (study/geometries.py, e.g. pythia-1.4b) with GPT-2's "
+        "tokenizer, instead of the codeparrot-small-sized GPT-2",
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed generations per engine")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
@@ -96,17 +101,29 @@ def load_prompts(path: Path | None, n_prompts: int) -> list[str]:
     return prompts[:n_prompts]
 
 
-def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | None]]:
+def model_name(geometry: str | None) -> str:
+    return MODEL_NAME if geometry is None else f"{geometry}-standin"
+
+
+def prepare(
+    work_dir: Path, engines: list[str], geometry: str | None = None
+) -> tuple[Path, dict[str, Path | None]]:
     """Build the stand-in and export it once; later runs reuse complete, current artefacts."""
+    from serving_energy.data.model_sources import build_standin_model
     from serving_energy.data.standins import STANDIN_FILE, build_standin
     from serving_energy.engines.export import EXPORT_FILE, export_model, read_export_info
     from serving_energy.engines.torchscript_engine.engine import TORCHSCRIPT_FORMAT
     from serving_energy.study.vocabulary import ENGINE_SPECS
 
-    model_dir = work_dir / MODEL_NAME / "model"
+    name = model_name(geometry)
+    model_dir = work_dir / name / "model"
     if not (model_dir / STANDIN_FILE).is_file():
         started = time.perf_counter()
-        info = build_standin("gpt2", model_dir, **GEOMETRY)
+        if geometry is None:
+            info = build_standin("gpt2", model_dir, **GEOMETRY)
+        else:
+            standin = {"geometry": geometry, "tokenizer": "gpt2"}
+            info = build_standin_model(standin, model_dir)
         print(
             f"built stand-in: {info.n_parameters / 1e6:.1f} M parameters "
             f"({time.perf_counter() - started:.1f} s)"
@@ -116,7 +133,7 @@ def prepare(work_dir: Path, engines: list[str]) -> tuple[Path, dict[str, Path | 
         if not ENGINE_SPECS[engine].exported:
             artefacts[engine] = None  # the model folder itself (torch, torch.compile)
             continue
-        out_dir = work_dir / MODEL_NAME / ("torchscript-cpu" if engine == "torchscript" else engine)
+        out_dir = work_dir / name / ("torchscript-cpu" if engine == "torchscript" else engine)
         current = (out_dir / EXPORT_FILE).is_file() and (
             engine != "torchscript"
             or read_export_info(out_dir)["details"].get("format") == TORCHSCRIPT_FORMAT
@@ -251,7 +268,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     engines = ["torch", *[e for e in args.engines if e != "torch"]]
     prompts = load_prompts(args.prompts, args.n_prompts)
-    model_dir, artefacts = prepare(args.work_dir, engines)
+    model_dir, artefacts = prepare(args.work_dir, engines, args.geometry)
     rows = []  # (row name, engine, options)
     for engine in engines:
         if engine != "openvino":
@@ -347,8 +364,8 @@ def run(args, prompts, model_dir, names, loaded, bandwidth_before) -> int:
             "n_prompts": len(prompts),
             "max_new_tokens": args.max_new_tokens,
             "threads": args.threads,
-            "model": MODEL_NAME,
-            "geometry": GEOMETRY,
+            "model": model_name(args.geometry),
+            "geometry": GEOMETRY if args.geometry is None else args.geometry,
             "wall_s": wall_s,
             "read_bandwidth_gb_s": {"before": bandwidth_before, "after": bandwidth_after},
             "engines": {n: loaded[n].info for n in names},

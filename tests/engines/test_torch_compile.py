@@ -20,10 +20,11 @@ def test_the_cache_length_is_the_next_block():
 
 
 def test_a_new_prompt_length_triggers_no_recompilation(engines):
-    """The load compiles the decode step; requests of other prompt lengths in the same cache
-    block run that graph (the prefill is eager), and give torch's ids."""
+    """prepare_for (the server's load) compiles the decode step; requests of other prompt lengths
+    in the same cache block run that graph (the prefill is eager), and give torch's ids."""
     compiled, torch_engine = engines("llama", "torch_compile"), engines("llama", "torch")
-    assert compiled.compiled_cache_lengths == [CACHE_BLOCK_TOKENS]  # compiled at load
+    compiled.prepare_for(1 + NEW_TOKENS)
+    assert compiled.cache_lengths == [CACHE_BLOCK_TOKENS]
     lengths = set()
     for prompt in ("x", PROMPTS[0], "def f():\n    return [i * i for i in range(10) if i % 2]"):
         before = compiled_graph_count()
@@ -66,8 +67,9 @@ def test_prepare_for_compiles_the_studys_block_at_load(standin_dirs):
     from serving_energy.engines import load_engine
 
     engine = load_engine("torch_compile", "cpu", standin_dirs["gpt2"], None, 1)
+    assert engine.cache_lengths == []  # loading compiles nothing: the server's prepare_for does
     engine.prepare_for(CACHE_BLOCK_TOKENS + 10)
-    assert engine.compiled_cache_lengths == [CACHE_BLOCK_TOKENS, 2 * CACHE_BLOCK_TOKENS]
+    assert engine.cache_lengths == [2 * CACHE_BLOCK_TOKENS]
     before = compiled_graph_count()
     engine.generate(PROMPTS[0], CACHE_BLOCK_TOKENS)  # prompt + new tokens: the second block
     assert compiled_graph_count() == before

@@ -44,7 +44,11 @@ BAD_CONFIGS = {
     ),
     "OV on CUDA": (
         lambda c: c["configurations"].append({"engine": "openvino", "provider": "cuda"}),
-        ["<OV, CUDA>", "OpenVINO has no CUDA execution provider", "configurations[4]"],
+        [
+            "<OV, CUDA>",
+            "OpenVINO has no CUDA execution provider",
+            f"configurations[{len(SMOKE['configurations'])}]",  # the one appended
+        ],
     ),
     "no repetitions": (
         lambda c: c.update(repetitions=0),

@@ -58,6 +58,8 @@ def check_configuration(
     """
     reference = load_engine(REFERENCE_ENGINE, provider, model_dir, None, threads)
     candidate = load_engine(engine, provider, model_dir, artefact_dir, threads, options)
+    # As the measured runs' server does (torch.compile compiles its decode step now).
+    candidate.prepare_for(1 + max_new_tokens)
     noise_logits, other_threads = _logits_at_other_threads(reference, threads)
     result = check_equivalence(
         candidate,

@@ -5,9 +5,9 @@ The design is transformers' own for compiled generation: ``generate()`` runs the
 model's call, whose shapes a static cache keeps fixed (one token in, a cache of a fixed length).
 A new prompt length therefore reuses the compiled graph. The cache's length is the prompt plus
 the new tokens rounded up to ``CACHE_BLOCK_TOKENS``, one cache (and one compiled graph) per such
-length: a study's prompts fall in one or a few blocks. The load compiles the first block and the
-server's ``prepare_for`` the block of the study's request length, outside the measured window;
-a compilation after that is counted and logged (``info().details``).
+length: a study's prompts fall in one or a few blocks. The server's ``prepare_for`` compiles the
+block of the study's request length as part of the load, outside the measured window; a
+compilation after that is counted and logged (``info().details``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 # A static cache is attended over its whole length (masked): a block small against the weights'
 # bytes per token keeps that cost low, and large enough that a study's prompts need few blocks.
 CACHE_BLOCK_TOKENS = 256
-# The load's compilation: a one-token prompt and enough new tokens to run the compiled step.
+# prepare_for's compilation: a one-token prompt and enough new tokens to run the compiled step.
 WARMUP_NEW_TOKENS = 3
 
 
@@ -103,17 +103,17 @@ class TorchCompileEngine(GenerateApiEngine):
         # transformers compiles only on CUDA unless told to compile on every device.
         self.compile_config._compile_all_devices = True
         self._caches: dict[int, Any] = {}
-        self.compiled_cache_lengths: list[int] = []
+        # The cache lengths this engine runs, in the order it first ran them: each one graph,
+        # compiled once per process (another engine of the same architecture may have compiled it).
+        self.cache_lengths: list[int] = []
         self.compilations_after_load = 0
-        self._graphs = compiled_graph_count()
         self.compile_s = 0.0
-        self._compile_for(1 + WARMUP_NEW_TOKENS)
         self._loaded = True
 
     def _compile_for(self, total_tokens: int) -> None:
         """Compile the decode step for the cache block of ``total_tokens`` (a one-token prompt,
         a few new tokens: the cache's length is what the graph depends on)."""
-        if cache_length_for(total_tokens) in self.compiled_cache_lengths:
+        if cache_length_for(total_tokens) in self.cache_lengths:
             return
         started = time.perf_counter()
         try:
@@ -157,6 +157,7 @@ class TorchCompileEngine(GenerateApiEngine):
         )
         config.compile_config = self.compile_config
         cache, length = self._cache(max(cache_tokens or 0, len(token_ids) + max_new_tokens))
+        new_length = length not in self.cache_lengths
         graphs = compiled_graph_count()
         with torch.inference_mode():
             cache.reset()
@@ -168,8 +169,9 @@ class TorchCompileEngine(GenerateApiEngine):
                 use_model_defaults=False,
                 **kwargs,
             )
+        if new_length:
+            self.cache_lengths.append(length)
         if compiled_graph_count() != graphs:
-            self.compiled_cache_lengths.append(length)
             if getattr(self, "_loaded", False):
                 self.compilations_after_load += 1
                 logger.warning(
@@ -238,7 +240,7 @@ class TorchCompileEngine(GenerateApiEngine):
                 "kv_cache": "static",
                 "cache_block_tokens": CACHE_BLOCK_TOKENS,
                 "compile_s": round(self.compile_s, 3),
-                "compiled_cache_lengths": list(self.compiled_cache_lengths),
+                "cache_lengths": list(self.cache_lengths),
                 "compilations_after_load": self.compilations_after_load,
             },
         )
