@@ -108,7 +108,9 @@ class TorchCompileEngine(GenerateApiEngine):
         self.cache_lengths: list[int] = []
         self.compilations_after_load = 0
         self.compile_s = 0.0
-        self._loaded = True
+        # Set once prepare_for has run (the server's load): a compilation after it is a
+        # request's, counted and logged.
+        self._prepared = False
 
     def _compile_for(self, total_tokens: int) -> None:
         """Compile the decode step for the cache block of ``total_tokens`` (a one-token prompt,
@@ -128,11 +130,11 @@ class TorchCompileEngine(GenerateApiEngine):
         self.compile_s += time.perf_counter() - started
 
     def prepare_for(self, total_tokens: int) -> None:
-        loaded, self._loaded = self._loaded, False  # still loading: not a request's compilation
+        self._prepared = False  # still loading: not a request's compilation
         try:
             self._compile_for(total_tokens)
         finally:
-            self._loaded = loaded
+            self._prepared = True
 
     def _cache(self, total_tokens: int):
         from transformers import StaticCache
@@ -172,7 +174,7 @@ class TorchCompileEngine(GenerateApiEngine):
         if new_length:
             self.cache_lengths.append(length)
         if compiled_graph_count() != graphs:
-            if getattr(self, "_loaded", False):
+            if self._prepared:
                 self.compilations_after_load += 1
                 logger.warning(
                     "torch.compile compiled the decode step again, for a cache of %d tokens, "
