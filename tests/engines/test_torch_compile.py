@@ -37,7 +37,8 @@ def test_a_new_prompt_length_triggers_no_recompilation(engines):
     assert len(lengths) == 3
     details = compiled.info().details
     assert details["compilations_after_load"] == 0
-    assert details["compile"]["fullgraph"] is True and details["compile_s"] > 0
+    # compile_s is 0 here when an earlier test's request already ran this block
+    assert details["compile"]["fullgraph"] is True and details["compile_s"] >= 0
     assert details["inductor"]["max_autotune"] is False
 
 
@@ -70,6 +71,7 @@ def test_prepare_for_compiles_the_studys_block_at_load(standin_dirs):
     assert engine.cache_lengths == []  # loading compiles nothing: the server's prepare_for does
     engine.prepare_for(CACHE_BLOCK_TOKENS + 10)
     assert engine.cache_lengths == [2 * CACHE_BLOCK_TOKENS]
+    assert engine.info().details["compile_s"] > 0
     before = compiled_graph_count()
     engine.generate(PROMPTS[0], CACHE_BLOCK_TOKENS)  # prompt + new tokens: the second block
     assert compiled_graph_count() == before
