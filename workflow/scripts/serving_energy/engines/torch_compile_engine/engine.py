@@ -18,20 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serving_energy.data.tokenizer import load_tokenizer
 from serving_energy.engines.base import (
     EngineError,
     EngineInfo,
-    GenerateApiEngine,
     greedy_generation_config,
-    pin_torch_fp32,
-    set_torch_threads,
-    torch_compute_precision,
-    torch_device_for,
-    torch_precision_settings,
 )
 from serving_energy.engines.torch_compile_engine.spec import TorchCompileOptions
-from serving_energy.engines.torch_engine.engine import check_torch_device
+from serving_energy.engines.torch_engine.engine import EagerModelEngine
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +66,8 @@ class _ForcedTokens:
         return forced
 
 
-class TorchCompileEngine(GenerateApiEngine):
+class TorchCompileEngine(EagerModelEngine):
     name = "torch_compile"
-    logits_unavailable_reason = None
 
     def __init__(
         self,
@@ -85,19 +77,10 @@ class TorchCompileEngine(GenerateApiEngine):
         threads: int,
         options: TorchCompileOptions | None = None,
     ):
-        import torch
-        from transformers import AutoModelForCausalLM
         from transformers.generation.configuration_utils import CompileConfig
 
         self.options = options if options is not None else TorchCompileOptions()
-        set_torch_threads(threads)
-        pin_torch_fp32()
-        super().__init__(provider, load_tokenizer(model_dir), threads, model_dir, None)
-        self.device = torch_device_for(provider)
-        self.input_device = self.device
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-        self.model.to(self.device).eval()
-        check_torch_device(next(self.model.parameters()).device, provider, "the torch model")
+        super().__init__(provider, model_dir, threads)
         # fullgraph: a graph break would leave parts of the step eager without saying so.
         self.compile_config = CompileConfig(fullgraph=True, dynamic=False, mode=self.options.mode)
         # transformers compiles only on CUDA unless told to compile on every device.
@@ -188,9 +171,6 @@ class TorchCompileEngine(GenerateApiEngine):
         self._check_output(out)
         return out[0, prompt_length:].tolist()
 
-    def _check_output(self, out) -> None:
-        check_torch_device(out.device, self.provider, "torch.compile generation")
-
     def sequence_logits(self, token_ids: Sequence[int]):
         """Next-token logits at every position, from the compiled path: generate() from the first
         token, forced to follow ``token_ids`` (position 0 from the eager prefill, every later one
@@ -217,14 +197,7 @@ class TorchCompileEngine(GenerateApiEngine):
         import torch
 
         inductor = torch._inductor.config
-        return self._info(
-            str(next(self.model.parameters()).device),
-            compute_precision=torch_compute_precision(self.provider),
-            precision_settings={
-                **torch_precision_settings(),
-                "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
-                "attention": self.model.config._attn_implementation,
-            },
+        return self._torch_info(
             details={
                 "compile": {
                     "backend": self.compile_config.backend,

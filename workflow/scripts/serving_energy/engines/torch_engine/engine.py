@@ -29,13 +29,13 @@ def check_torch_device(tensor_device, provider: str, what: str) -> None:
         )
 
 
-class TorchEngine(GenerateApiEngine):
-    name = "torch"
+class EagerModelEngine(GenerateApiEngine):
+    """transformers' model folder loaded in fp32 on the provider's device: torch, and the base
+    torch.compile compiles on."""
+
     logits_unavailable_reason = None
 
-    def __init__(
-        self, provider: str, model_dir: Path, artefact_dir: None, threads: int, options: None = None
-    ):
+    def __init__(self, provider: str, model_dir: Path, threads: int):
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -49,7 +49,28 @@ class TorchEngine(GenerateApiEngine):
         check_torch_device(next(self.model.parameters()).device, provider, "the torch model")
 
     def _check_output(self, out) -> None:
-        check_torch_device(out.device, self.provider, "torch generation")
+        check_torch_device(out.device, self.provider, f"{self.name} generation")
+
+    def _torch_info(self, **kwargs) -> EngineInfo:
+        return self._info(
+            str(next(self.model.parameters()).device),
+            compute_precision=torch_compute_precision(self.provider),
+            precision_settings={
+                **torch_precision_settings(),
+                "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
+                "attention": self.model.config._attn_implementation,
+            },
+            **kwargs,
+        )
+
+
+class TorchEngine(EagerModelEngine):
+    name = "torch"
+
+    def __init__(
+        self, provider: str, model_dir: Path, artefact_dir: None, threads: int, options: None = None
+    ):
+        super().__init__(provider, model_dir, threads)
 
     def generate_with_step_logits(self, prompt: str, max_new_tokens: int):
         """``generate()``, and the logits each greedy step chose from (numpy [n, vocab]): torch's
@@ -91,12 +112,4 @@ class TorchEngine(GenerateApiEngine):
         return logits[0].float().cpu().numpy()
 
     def info(self) -> EngineInfo:
-        return self._info(
-            str(next(self.model.parameters()).device),
-            compute_precision=torch_compute_precision(self.provider),
-            precision_settings={
-                **torch_precision_settings(),
-                "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
-                "attention": self.model.config._attn_implementation,
-            },
-        )
+        return self._torch_info()
