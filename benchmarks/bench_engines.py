@@ -1,8 +1,8 @@
 """Decode speed of the study's engines (every plug-in) on the CPU, side by side, for a
-codeparrot-small-sized stand-in.
+codeparrot-small-sized stand-in (or, with --geometry, a paper model's).
 
 A random-weight GPT-2 stand-in at codeparrot-small's geometry (12 layers, 768 hidden, 12 heads,
-vocabulary 32 768, ~111 M parameters) is built and exported once into --work-dir (reused on later
+with GPT-2's vocabulary of 50 257, ~124 M parameters) is built and exported once into --work-dir (reused on later
 runs). Every engine is loaded once, each in its own worker process as in the study (one engine
 per server process): engines loaded side by side in one process disturb each other -- with ONNX
 Runtime and two OpenVINO models loaded beside it, torch's eager loop fell from ~40 to 24 tokens/s
@@ -40,17 +40,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scrip
 
 from serving_energy.study.vocabulary import ENGINES  # noqa: E402 (after sys.path)
 
-# codeparrot-small: GPT-2 architecture, 12 x 768, 12 heads, vocabulary 32 768. The offline BPE has
-# fewer tokens, so the model's vocabulary is set to 32 768 on its own: the embedding and the output
-# head have codeparrot-small's size; the tokenizer is padded so every id decodes.
-MODEL_NAME = "gpt2-12x768-v32768"
+# codeparrot-small: GPT-2 architecture, 12 x 768, 12 heads. Its vocabulary is 32 768; the stand-in
+# takes GPT-2's tokenizer and vocabulary (50 257: 124 M parameters, not 111 M) because llama.cpp's
+# converter knows that tokenizer and not the offline trained one.
+MODEL_NAME = "gpt2-12x768-v50257"
 GEOMETRY = {
     "n_layers": 12,
     "hidden_size": 768,
     "n_heads": 12,
-    "tokenizer": "bpe-humaneval",
+    "tokenizer": "gpt2",
     "seed": 0,
-    "vocab_size": 32768,
 }
 
 

@@ -17,6 +17,7 @@ ENV_FILES = sorted(ec.ENVS.glob("*.yaml"))
 EXPECTED_ENVS = {
     "data", "analysis", "export-torch", "export-onnx", "export-openvino", "serve-torch",
     "serve-onnx", "serve-onnx-cuda", "serve-openvino", "serve-torchscript",
+    "export-llama_cpp", "serve-llama_cpp",
 }  # fmt: skip
 
 
@@ -60,6 +61,8 @@ def test_serving_env_covers_every_engine_and_provider(rule_uses):
         "measure[torchscript-cuda]": "serve-torchscript",
         "measure[torch_compile-cpu]": "serve-torch",
         "measure[torch_compile-cuda]": "serve-torch",
+        "measure[llama_cpp-cpu]": "serve-llama_cpp",
+        "measure[llama_cpp-cuda]": "serve-llama_cpp",
     }
     export = {use.label: use.env.stem for use in uses if use.rule == "export"}
     assert export == {
@@ -67,12 +70,14 @@ def test_serving_env_covers_every_engine_and_provider(rule_uses):
         "export[openvino]": "export-openvino",
         "export[torchscript/cpu]": "export-torch",
         "export[torchscript/cuda]": "export-torch",
+        "export[llama_cpp]": "export-llama_cpp",
     }
     check = {use.label for use in uses if use.rule == "check_engine"}
     assert check == {
         "check_engine[onnx-cpu]", "check_engine[onnx-cuda]", "check_engine[openvino-cpu]",
         "check_engine[torchscript-cpu]", "check_engine[torchscript-cuda]",
         "check_engine[torch_compile-cpu]", "check_engine[torch_compile-cuda]",
+        "check_engine[llama_cpp-cpu]", "check_engine[llama_cpp-cuda]",
     }  # fmt: skip
 
 

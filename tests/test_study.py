@@ -105,17 +105,44 @@ def test_engine_ids_configuration_ids_and_options_are_checked_against_the_plug_i
     assert "include[0]" not in message
 
 
-def test_the_2026_study_is_the_papers_with_torch_compile_beside_its_engines():
+def test_the_2026_study_is_the_papers_with_torch_compile_and_llama_cpp_beside_its_engines():
     from tests.helpers import load_config
 
     paper, engines_2026 = load_config("config.yaml"), load_config("engines-2026.yaml")
     added = [c for c in engines_2026["configurations"] if c not in paper["configurations"]]
     assert added == [
         {"engine": "torch_compile", "provider": "cpu"},
+        {"engine": "llama_cpp", "provider": "cpu"},
         {"engine": "torch_compile", "provider": "cuda"},
+        {"engine": "llama_cpp", "provider": "cuda"},
     ]
     assert all(c in engines_2026["configurations"] for c in paper["configurations"])
-    assert not any(c["engine"] == "torch_compile" for c in paper["configurations"])
+    assert not any(c["engine"] in ("torch_compile", "llama_cpp") for c in paper["configurations"])
     for key in ("models", "prompts", "protocol", "generation", "repetitions", "analysis"):
         assert engines_2026[key] == paper[key], key
     check_config(engines_2026)
+
+
+def test_a_standin_that_llama_cpp_cannot_convert_is_refused_before_anything_runs():
+    """llama.cpp's converter knows GPT-2's tokenizer, not the trained one, and no gemma stand-in:
+    the config check names the model, the engine and the way out."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "smoke.yaml").read_text())
+    check_config(config)
+    broken = copy.deepcopy(config)
+    broken["models"]["tiny-gpt2"]["standin"]["tokenizer"] = "bpe-humaneval"
+    broken["models"]["tiny-llama"]["standin"]["architecture"] = "gemma"
+    with pytest.raises(ConfigError) as raised:
+        check_config(broken)
+    message = str(raised.value)
+    assert "models.tiny-gpt2.standin: engine llama_cpp cannot take it" in message
+    assert "not 'bpe-humaneval'" in message
+    assert "models.tiny-llama.standin: engine llama_cpp cannot take it" in message
+    assert "SentencePiece" in message
+    without = copy.deepcopy(broken)
+    without["configurations"] = [c for c in broken["configurations"] if c["engine"] != "llama_cpp"]
+    check_config(without)

@@ -57,7 +57,8 @@ def test_labels_and_order_follow_the_paper():
     # the paper's four, then the engines of 2026 (not in the paper's study)
     assert CONFIGURATION_ORDER == (
         "<TORCH, CPU>", "<ONNX, CPU>", "<OV, CPU>", "<JIT, CPU>", "<COMPILE, CPU>",
-        "<TORCH, CUDA>", "<ONNX, CUDA>", "<JIT, CUDA>", "<COMPILE, CUDA>",
+        "<LLAMA.CPP, CPU>",
+        "<TORCH, CUDA>", "<ONNX, CUDA>", "<JIT, CUDA>", "<COMPILE, CUDA>", "<LLAMA.CPP, CUDA>",
     )  # fmt: skip
     assert CONFIGURATION_IDS[:4] == ("torch-cpu", "onnx-cpu", "openvino-cpu", "torchscript-cpu")
     assert baseline_label("cuda") == "<TORCH, CUDA>"
@@ -101,12 +102,15 @@ def test_every_configuration_has_an_env_and_its_export_folder():
         "torchscript-cpu": Path("results/engines/m/torchscript/cpu"),
         "torchscript-cuda": Path("results/engines/m/torchscript/cuda"),
         "torch_compile-cpu": None,  # loads the model folder itself
+        "llama_cpp-cpu": Path("results/engines/m/llama_cpp"),
     }
-    assert EXPORTED_ENGINES == ("onnx", "openvino", "torchscript")
+    assert EXPORTED_ENGINES == ("onnx", "openvino", "torchscript", "llama_cpp")
 
 
 def test_export_artefacts_name_each_export_folder():
-    assert export_artefacts() == ("onnx", "openvino", "torchscript/cpu", "torchscript/cuda")
+    assert export_artefacts() == (
+        "onnx", "openvino", "torchscript/cpu", "llama_cpp", "torchscript/cuda",
+    )  # fmt: skip
     assert parse_export_artefact("torchscript/cuda") == ("torchscript", "cuda")
     assert parse_export_artefact("onnx") == ("onnx", None)
     with pytest.raises(ValueError, match="no export 'openvino/cuda'; the exports are onnx"):
@@ -130,7 +134,7 @@ def test_each_plug_in_names_what_exists(engine):
         assert (REPO / "envs" / f"{spec.export_env}.yaml").is_file()
     for provider in spec.providers:
         assert (REPO / "envs" / f"{spec.serving_env(provider)}.yaml").is_file()
-    installed = {d.metadata["Name"].lower() for d in metadata.distributions()}
+    installed = {d.metadata["Name"].lower().replace("_", "-") for d in metadata.distributions()}
     # onnxruntime-gpu is recorded where it is installed (the CUDA env), never here
     assert {p for p in spec.packages if p != "onnxruntime-gpu"} <= installed
     assert spec.make_options() is None or spec.make_options() == spec.options()

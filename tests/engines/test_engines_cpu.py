@@ -115,16 +115,17 @@ def test_eos_cannot_end_generation_early(tmp_path, standin_dirs):
 
     model_dir = tmp_path / "phi-eos"
     shutil.copytree(standin_dirs["phi"], model_dir)
+    eos = load_engine("torch", "cpu", model_dir, None, THREADS).tokenizer.eos_token_id
     weights = load_file(model_dir / "model.safetensors")
-    weights["lm_head.bias"][0] = 1e4  # id 0 is <|endoftext|>
+    weights["lm_head.bias"][eos] = 1e4
     save_file(weights, model_dir / "model.safetensors", metadata={"format": "pt"})
 
     reference = load_engine("torch", "cpu", model_dir, None, THREADS)
     with torch.inference_mode():
         ids = torch.tensor([reference.encode(PROMPTS[0])])
-        assert reference.model(ids).logits[0, -1].argmax().item() == 0
+        assert reference.model(ids).logits[0, -1].argmax().item() == eos
     expected = reference.generate(PROMPTS[0], NEW_TOKENS)
-    assert len(expected.new_token_ids) == NEW_TOKENS and 0 not in expected.new_token_ids
+    assert len(expected.new_token_ids) == NEW_TOKENS and eos not in expected.new_token_ids
 
     for engine in EXPORTED_ENGINES:
         cpu_export(engine, model_dir, tmp_path / engine)

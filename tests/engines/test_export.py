@@ -20,7 +20,12 @@ def test_artefacts_are_self_contained_and_described(engine, artefact_dirs, stand
     assert info["library_versions"]["transformers"] == "4.57.6"
     for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "standin.json"):
         assert (artefact / name).is_file(), name
-    graph = {"onnx": "model.onnx", "openvino": "openvino_model.xml", "torchscript": "model_kv.pt"}
+    graph = {
+        "onnx": "model.onnx",
+        "openvino": "openvino_model.xml",
+        "torchscript": "model_kv.pt",
+        "llama_cpp": "model.gguf",
+    }
     assert (artefact / graph[engine]).is_file()
     assert not list(artefact.parent.glob(".*partial*"))
 

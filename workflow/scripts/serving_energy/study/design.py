@@ -35,6 +35,7 @@ def check_config(config: Mapping) -> None:
         ((config.get("analysis") or {}).get("configurations")) or {}
     )
     problems += _model_problems(config.get("models", {}))
+    problems += _standin_engine_problems(config)
     problems += _prompt_problems(config)
     problems += _target_problems(config)
     problems += _carbon_problems(config.get("carbon") or {})
@@ -130,6 +131,30 @@ def _model_problems(models: Mapping[str, Mapping]) -> list[str]:
                 resolve_standin_spec(model["standin"])
             except ValueError as error:
                 problems.append(f"models.{alias}.standin: {error}")
+    return problems
+
+
+def _standin_engine_problems(config: Mapping) -> list[str]:
+    """A stand-in that an engine of the study cannot take (llama.cpp's converter knows few
+    tokenizers): refused now, not after hours of other exports."""
+    engines = {entry.get("engine") for entry in config.get("configurations", [])}
+    problems = []
+    for alias, model in (config.get("models") or {}).items():
+        if "standin" not in model:
+            continue
+        try:
+            standin = resolve_standin_spec(model["standin"])
+        except ValueError:
+            continue  # reported by _model_problems
+        for engine in sorted(e for e in engines if e in ENGINE_SPECS):
+            why = ENGINE_SPECS[engine].standin_problem(
+                standin["architecture"], standin["tokenizer"]
+            )
+            if why:
+                problems.append(
+                    f"models.{alias}.standin: engine {engine} cannot take it: {why} (set the "
+                    "stand-in's tokenizer, or leave the engine out of 'configurations')"
+                )
     return problems
 
 

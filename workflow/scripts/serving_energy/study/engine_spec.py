@@ -56,6 +56,11 @@ class EngineSpec:
     # The export's settings from the study's config (they change the artefact): keyword
     # arguments of the exporter, and params of the export job.
     export_settings: Callable[[Mapping], dict[str, Any]] = _no_settings
+    # Stand-ins (offline random-weight models) its export can take: the tokenizers it knows
+    # (None: any), and the architectures it cannot convert, with the reason. A study pairing it
+    # with another stand-in is refused before anything runs.
+    standin_tokenizers: tuple[str, ...] | None = None
+    standin_unsupported: Mapping[str, str] = field(default_factory=dict)
     # -- what the plan assumes before anything is measured (docs/plan.md) ------------------
     # Export wall time: a fixed part and seconds per billion parameters.
     export_seconds: tuple[float, float] = (10.0, 60.0)
@@ -75,6 +80,9 @@ class EngineSpec:
             raise ValueError(f"engine {self.id!r} runs on no provider")
         object.__setattr__(self, "unsupported", MappingProxyType(dict(self.unsupported)))
         object.__setattr__(self, "serving_envs", MappingProxyType(dict(self.serving_envs)))
+        object.__setattr__(
+            self, "standin_unsupported", MappingProxyType(dict(self.standin_unsupported))
+        )
         if self.exporter is not None and self.export_env is None:
             raise ValueError(f"engine {self.id!r} has an exporter but no export_env")
 
@@ -82,6 +90,17 @@ class EngineSpec:
     def exported(self) -> bool:
         """Whether the engine loads an export of the model rather than the model folder."""
         return self.exporter is not None
+
+    def standin_problem(self, architecture: str, tokenizer: str) -> str | None:
+        """Why this engine cannot take a stand-in of ``architecture`` with ``tokenizer``, or None."""
+        if architecture in self.standin_unsupported:
+            return self.standin_unsupported[architecture]
+        if self.standin_tokenizers is not None and tokenizer not in self.standin_tokenizers:
+            return (
+                f"{self.id} converts stand-ins with tokenizer "
+                f"{' or '.join(self.standin_tokenizers)} only, not {tokenizer!r}"
+            )
+        return None
 
     def serving_env(self, provider: str) -> str:
         return self.serving_envs.get(provider, f"serve-{self.id}")

@@ -24,6 +24,7 @@ ENGINE_PLUGINS: tuple[str, ...] = (
     "openvino_engine",
     "torchscript_engine",
     "torch_compile_engine",
+    "llama_cpp_engine",
 )
 
 
