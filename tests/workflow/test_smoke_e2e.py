@@ -67,16 +67,62 @@ def test_every_run_has_its_contract_files(study, model, configuration):
         assert inference[0] <= requests["start_s"].min() and requests["end_s"].max() <= inference[1]
 
 
-def test_same_greedy_outputs_across_engines(study):
-    """Every engine produced torch's text for every prompt (the check, seen in the served runs)."""
+def _first_divergent_step(ids, tokenizer, text: str) -> int | None:
+    """The first of torch's new ids whose text the engine's output does not continue with."""
+    for step in range(len(ids)):
+        prefix = tokenizer.decode(ids[: step + 1], skip_special_tokens=True)
+        if prefix.endswith("\ufffd"):
+            continue  # a byte of a character that the next id completes
+        if not text.startswith(prefix):
+            return step
+    return None
+
+
+def test_served_outputs_are_torchs_or_leave_it_at_a_near_tie(study):
+    """Every engine served torch's text for every prompt, or left it only where torch's own top two
+    logits were within what the equivalence check allows an engine to differ by (a near tie,
+    engines/tolerance.py). Over 384 new tokens of a random-weight model with GPT-2's 50 257-token
+    vocabulary such ties occur (llama.cpp's fp16 GELU table and OpenVINO's kernels each flipped
+    one in the smoke study); a broken engine leaves torch at once, where its margin is wide."""
+    import numpy as np
+
+    from serving_energy.engines import load_engine
+    from serving_energy.engines.base import eos_ids_of
+    from serving_energy.engines.tolerance import logit_scale, near_tie_allowance
+
     for model in MODELS:
-        outputs = {
+        served = {
             configuration: pl.read_parquet(
                 study / f"results/runs/{model}/{configuration}/rep1/requests.parquet"
-            )["output"].to_list()
+            )
             for configuration in CONFIGURATIONS
         }
-        assert all(texts == outputs["torch-cpu"] for texts in outputs.values()), model
+        reference = served["torch-cpu"]
+        torch_engine = load_engine("torch", "cpu", study / f"resources/models/{model}", None, 1)
+        for configuration, requests in served.items():
+            differing = [
+                i
+                for i, (mine, theirs) in enumerate(
+                    zip(requests["output"], reference["output"], strict=True)
+                )
+                if mine != theirs
+            ]
+            assert len(differing) <= len(requests) // 2, (model, configuration, differing)
+            for i in differing:
+                generation, steps = torch_engine.generate_with_step_logits(
+                    reference["prompt"][i], NEW_TOKENS
+                )
+                assert generation.text == reference["output"][i]  # torch reproduces its run
+                step = _first_divergent_step(
+                    generation.new_token_ids, torch_engine.tokenizer, requests["output"][i]
+                )
+                assert step is not None, (model, configuration, i)
+                logits = steps[step].copy()
+                logits[list(eos_ids_of(torch_engine.tokenizer))] = -np.inf  # barred, as served
+                top_two = np.sort(logits[np.isfinite(logits)])[-2:]
+                margin = float(top_two[1] - top_two[0])
+                allowance = near_tie_allowance(logit_scale(steps[step]))
+                assert margin <= allowance, (model, configuration, i, step, margin, allowance)
 
 
 def test_merged_runs_table(study):
