@@ -131,6 +131,7 @@ def test_merged_runs_table(study):
     assert runs.height == len(MODELS) * len(CONFIGURATIONS) * len(REPS)
     assert set(runs["configuration"]) == {
         "<TORCH, CPU>", "<ONNX, CPU>", "<OV, CPU>", "<JIT, CPU>", "<COMPILE, CPU>",
+        "<LLAMA.CPP, CPU>",
     }  # fmt: skip
     assert runs["gpu_usage_pct"].null_count() == runs.height
     csv = pl.read_csv(study / "results/metrics/runs.csv")
