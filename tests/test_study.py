@@ -127,11 +127,10 @@ def test_a_standin_that_llama_cpp_cannot_convert_is_refused_before_anything_runs
     """llama.cpp's converter knows GPT-2's tokenizer, not the trained one, and no gemma stand-in:
     the config check names the model, the engine and the way out."""
     import copy
-    from pathlib import Path
 
-    import yaml
+    from tests.helpers import load_config
 
-    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "smoke.yaml").read_text())
+    config = load_config("smoke.yaml")
     check_config(config)
     broken = copy.deepcopy(config)
     broken["models"]["tiny-gpt2"]["standin"]["tokenizer"] = "bpe-humaneval"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,6 +69,8 @@ class LlamaCppEngine(Engine):
                 f"{options.weight_type!r}: re-export it (the export rule does when the setting "
                 "changes)"
             )
+        # The GGUF's weight type is the arithmetic: llama.cpp's CPU kernels convert activations
+        # to it (q8_0 products run on int8, the activations quantised to q8_0).
         self.weight_type = options.weight_type
         lc = _llama()
         if provider == "cuda" and not gpu_offload_supported():
@@ -228,7 +231,7 @@ class LlamaCppEngine(Engine):
                 "gpu_offload_supported": gpu_offload_supported(),
                 "system_info": lc.llama_print_system_info().decode(errors="replace").strip(),
             },
-            compute_precision=_COMPUTE[self.weight_type],
+            compute_precision=self.weight_type,
             precision_settings={
                 "weight_type": self.weight_type,
                 "kv_cache_type": "f32",
@@ -247,12 +250,9 @@ class LlamaCppEngine(Engine):
             pass
 
 
-# What multiplies: llama.cpp's CPU kernels convert activations to the weights' type for the
-# quantised and half types (q8_0 products run on int8 with the activations quantised to q8).
-_COMPUTE = {"f32": "f32", "f16": "f16", "bf16": "bf16", "q8_0": "q8_0"}
-
-
 def _read_export(artefact_dir: Path) -> dict:
+    """export.json of a complete GGUF export (read here: engines.export would bring the export
+    env's imports into the serving env)."""
     path = artefact_dir / "export.json"
     if not path.is_file() or not (artefact_dir / GGUF_FILE).is_file():
         raise EngineError(
@@ -270,8 +270,6 @@ def _quiet_llama_log(lc) -> None:
     @lc.llama_log_callback
     def callback(level, text, user_data):
         if level in (3, 4):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
-            import sys
-
             sys.stderr.write(text.decode(errors="replace"))
 
     _LOG_CALLBACK = callback
