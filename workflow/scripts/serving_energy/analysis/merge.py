@@ -23,10 +23,11 @@ RUN_KEYS = (
     "n_requests", "n_failed", "new_tokens", "standin", "load_duration_s", "threads", "device",
     "started_at", "finished_at", "config_sha256",
 )  # fmt: skip
-# A run's decode speed against its device's memory-bandwidth bound (roofline.run_roofline).
+# A run's decode speed against its device's memory-bandwidth bound (roofline.run_roofline); a
+# model whose weights stay in the cache has no bound (roofline_cache_resident, fraction null).
 ROOFLINE_COLUMNS = (
     "tokens_per_s", "roofline_fraction", "roofline_bound_tokens_per_s",
-    "roofline_read_bandwidth_gb_s", "roofline_weight_bytes_per_token",
+    "roofline_read_bandwidth_gb_s", "roofline_weight_bytes_per_token", "roofline_cache_resident",
 )  # fmt: skip
 # What the study's config says about each model (size category, parameters, ...): taken from the
 # config at merge time, so correcting a description re-merges instead of re-measuring.

@@ -18,6 +18,11 @@ Three parts, each usable alone:
   safetensors headers (no weights are loaded).
 - ``roofline_point`` turns a measured tokens/s into the bound and the fraction achieved.
 
+The bound is a DRAM bound: it holds only for weights that do not stay in the last-level cache
+between tokens. A model whose weights per token are under ``MIN_BUFFER_TO_LLC`` x that cache (the
+calibration's own rule for its buffer) gets no fraction: the smoke study's 13 MB stand-ins, on a
+CPU with 32 MiB of L3, decoded at 1.02 of a 32.5 GB/s "bound".
+
 GB here is 10^9 bytes, as in bandwidth specifications.
 """
 
@@ -111,6 +116,16 @@ class HostBandwidth:
                 "measurements": tuple(BandwidthMeasurement(**m) for m in data["measurements"]),
             }
         )
+
+    def last_level_cache_bytes(self, provider: str) -> int | None:
+        """The last-level cache the calibration found on ``provider``'s device (None: unknown)."""
+        cuda = provider == "cuda"
+        sizes = [
+            m.last_level_cache_bytes
+            for m in self.measurements
+            if m.device.startswith("cuda") == cuda and m.last_level_cache_bytes
+        ]
+        return max(sizes) if sizes else None
 
     def read_bandwidth_gb_s(self, provider: str) -> float:
         """The bandwidth that bounds a configuration on ``provider`` ("cpu" or "cuda")."""
@@ -546,6 +561,18 @@ def load_or_calibrate_host(path: Path, threads: int, cuda: bool) -> HostBandwidt
     return calibration
 
 
+def cache_resident(weight_bytes_per_token: int, last_level_cache_bytes: int | None) -> bool:
+    """Whether a model's weights are small enough to be read from the cache rather than memory.
+
+    The calibration's rule for its own buffer (``MIN_BUFFER_TO_LLC``): below that multiple of the
+    last-level cache, part of every pass is a cache hit, so a memory-bandwidth bound does not
+    bound it. An unknown cache size (None) is taken as not holding the weights.
+    """
+    if last_level_cache_bytes is None:
+        return False
+    return weight_bytes_per_token < MIN_BUFFER_TO_LLC * last_level_cache_bytes
+
+
 def run_roofline(
     model_dir: Path,
     compute_precision: str | None,
@@ -557,28 +584,50 @@ def run_roofline(
     """A run's decode speed against its device's bandwidth bound, as flat ``roofline_*`` values.
 
     ``tokens_per_s`` is new tokens over the inference window (prefill, HTTP and the server
-    included), so the fraction is a lower bound of the decoding kernel's own.
+    included), so the fraction is a lower bound of the decoding kernel's own. A model whose
+    weights stay in the cache (``cache_resident``) has no bound and no fraction (both None,
+    ``roofline_cache_resident`` true, ``reason`` says why); its speed and bytes are still kept.
     """
     weights = weight_bytes_per_token(model_dir, compute_precision or "f32")
     if not new_tokens or not duration_s:
         raise ValueError("a run without new tokens or duration has no decode speed")
-    point = roofline_point(
-        new_tokens / duration_s, bandwidth.read_bandwidth_gb_s(provider), weights.bytes_per_token
-    )
+    read_bandwidth = bandwidth.read_bandwidth_gb_s(provider)
     gemv = (
         bandwidth.cpu_gemv_bandwidth_gb_s
         if provider == "cpu"
         else bandwidth.cuda_gemv_bandwidth_gb_s
     )
+    llc = bandwidth.last_level_cache_bytes(provider)
+    common = {
+        "roofline_read_bandwidth_gb_s": read_bandwidth,
+        "roofline_gemv_bandwidth_gb_s": gemv,
+        "roofline_weight_bytes_per_token": weights.bytes_per_token,
+        "roofline_last_level_cache_bytes": llc,
+        "roofline_compute_precision": compute_precision or "f32",
+        "roofline_calibrated_at": bandwidth.measured_at,
+    }
+    tokens_per_s = new_tokens / duration_s
+    if cache_resident(weights.bytes_per_token, llc):
+        return {
+            "tokens_per_s": tokens_per_s,
+            **common,
+            "roofline_bound_tokens_per_s": None,
+            "roofline_fraction": None,
+            "roofline_above_bound": None,
+            "roofline_cache_resident": True,
+            "reason": (
+                f"the weights read per token ({weights.bytes_per_token / 1e6:.1f} MB) are under "
+                f"{MIN_BUFFER_TO_LLC}x the {llc / 2**20:g} MiB last-level cache: they are read "
+                "from the cache, so memory bandwidth does not bound this run"
+            ),
+        }
+    point = roofline_point(tokens_per_s, read_bandwidth, weights.bytes_per_token)
     return {
         "tokens_per_s": point.tokens_per_s,
-        "roofline_read_bandwidth_gb_s": point.read_bandwidth_gb_s,
-        "roofline_gemv_bandwidth_gb_s": gemv,
-        "roofline_weight_bytes_per_token": point.bytes_per_token,
+        **common,
         "roofline_bound_tokens_per_s": point.bound_tokens_per_s,
         "roofline_fraction": point.fraction_of_bound,
         # Above 1 the calibration did not bound this engine: the fraction means nothing there.
         "roofline_above_bound": point.fraction_of_bound > 1.0,
-        "roofline_compute_precision": compute_precision or "f32",
-        "roofline_calibrated_at": bandwidth.measured_at,
+        "roofline_cache_resident": False,
     }

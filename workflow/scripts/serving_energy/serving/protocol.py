@@ -452,7 +452,9 @@ def _roofline(inputs: RunInputs, health: Mapping, provider: str, metrics, bandwi
         )
     except Exception as error:
         return {"reason": f"{type(error).__name__}: {error}"}
-    if point["roofline_above_bound"]:
+    if point["roofline_cache_resident"]:
+        logger.info("no roofline fraction: %s", point["reason"])
+    elif point["roofline_above_bound"]:
         logger.warning(
             "decoding at %.3g tokens/s is %.3f of its bound (%.3g tokens/s at %.1f GB/s): the "
             "host calibration did not bound this engine; its roofline fraction means nothing",
