@@ -61,10 +61,12 @@ def run_table(stages: list[dict]) -> list[str]:
         if not s["stage"].startswith("run_"):
             continue
         r = s["record"]
+        # None where the weights stay in the cache (no memory bound) or no calibration ran.
+        fraction = r.get("roofline_fraction")
         out.append(
             f"| {s['model']} | {s['stage'].removeprefix('run_')} | {s['wall_s']} | "
             f"{r.get('load_duration_s', 0):.1f} | {r.get('inference_s', 0):.1f} | "
-            f"{r.get('tokens_per_s', 0):.2f} | {r.get('roofline_fraction', 0):.3f} | "
+            f"{r.get('tokens_per_s', 0):.2f} | {'–' if fraction is None else f'{fraction:.3f}'} | "
             f"{r.get('compute_precision')} | {r.get('valid')} | {gb(s['peak_rss_bytes'])} |"
         )
     return out
