@@ -122,6 +122,27 @@ def test_info_records_the_f32_kv_cache_and_no_gpu_layers(engines):
     assert "F32" in info.details["model_description"]
 
 
+def test_info_after_the_load_never_calls_llamas_unsafe_system_info(engines, monkeypatch):
+    """llama_print_system_info() writes one static std::string: two threads calling it at once
+    corrupt the heap (6 of 50 servers aborted on concurrent /health requests). It is read once
+    during the load, so info() from any thread afterwards does not call it."""
+    import concurrent.futures
+
+    import llama_cpp
+
+    engine = engines("gpt2", "llama_cpp")
+    expected = engine.info().details
+
+    def unsafe():
+        raise AssertionError("llama_print_system_info called after the load")
+
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", unsafe)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        details = list(pool.map(lambda _: engine.info().details, range(8)))
+    assert details == [expected] * 8
+    assert expected["system_info"]
+
+
 def test_cuda_without_gpu_offload_is_refused_not_run_on_the_cpu(standin_dirs, artefact_dirs):
     from serving_energy.engines import load_engine
     from serving_energy.engines.base import EngineError

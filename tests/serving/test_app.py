@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+import time
+
 import pytest
 
 from serving_energy import __version__
@@ -270,3 +274,39 @@ def test_validation_errors_quote_the_field_briefly_never_the_body(client):
     missing = client.post("/generate", json={"max_new_tokens": 3, "filler": "z" * 10_000})
     assert "value" not in {k for e in missing.json()["detail"] if e["type"] == "missing" for k in e}
     assert len(missing.content) < 600
+
+
+class OneAtATimeEngine(FakeEngine):
+    """Records how many threads are inside info() at once (llama.cpp's was not thread-safe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = 0
+        self.most_inside = 0
+        self._count_lock = threading.Lock()
+
+    def info(self):
+        with self._count_lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        time.sleep(0.05)  # long enough that unserialised calls would overlap
+        with self._count_lock:
+            self.inside -= 1
+        return super().info()
+
+
+def test_concurrent_health_requests_call_the_engines_info_one_at_a_time():
+    """A client polling /health during a slow load leaves requests that the server answers all
+    at once when the load ends: the engine's info() must still run on one thread at a time."""
+    engine = OneAtATimeEngine()
+    with app_client(make_app(engine)) as client:
+        start = threading.Barrier(6)
+
+        def health():
+            start.wait()
+            return client.get("/health").status_code
+
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(lambda _: health(), range(6)))
+    assert codes == [200] * 6
+    assert engine.most_inside == 1

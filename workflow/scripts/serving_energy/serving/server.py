@@ -7,6 +7,7 @@ move it or rebuild a session. Run as ``python -m serving_energy.serving.server -
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import socket
@@ -186,6 +187,9 @@ def create_app(
     """An app that loads its engine once at start-up, then serves /health and /generate."""
     state: dict = {"engine": None, "load_duration_s": None}
     generate_lock = threading.Lock()
+    # An engine's info() is not promised to be thread-safe (llama.cpp's system info was not),
+    # and a client polling /health during a slow load leaves requests that arrive all at once.
+    info_lock = threading.Lock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -213,7 +217,8 @@ def create_app(
     @app.get("/health", response_model=Health)
     def health() -> Health:
         engine = state["engine"]
-        info = asdict(engine.info()) if engine is not None else {}
+        with info_lock:
+            info = asdict(engine.info()) if engine is not None else {}
         return Health(
             ready=engine is not None,
             model=model_name,
@@ -334,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from serving_energy.engines import load_engine
 
+    # A native crash in an engine (an abort inside llama.cpp, a segfault in a runtime) then
+    # leaves every thread's Python stack in the server's log, which the run's failure quotes.
+    faulthandler.enable(all_threads=True)
     die_with_parent()
     args = parse_args(argv)
     logging.basicConfig(

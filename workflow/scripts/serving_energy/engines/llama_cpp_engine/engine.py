@@ -104,6 +104,7 @@ class LlamaCppEngine(Engine):
         eos = np.array(eos_ids_of(self.tokenizer), dtype=np.int64)
         self._barred = eos[eos < self.vocab_size]
         self._new_context(min(CONTEXT_BLOCK_TOKENS, self.context_limit))
+        self._details = self._constant_details()
 
     # -- llama.cpp's context ------------------------------------------------------------------
     def _new_context(self, tokens: int) -> None:
@@ -214,22 +215,34 @@ class LlamaCppEngine(Engine):
         self._clear()
         return self._decode(list(token_ids), 0, all_logits=True).astype(np.float32)
 
-    def info(self) -> EngineInfo:
+    def _constant_details(self) -> dict:
+        """What info() reports that cannot change after the load, read once during it.
+
+        llama_print_system_info() builds its text in one function-static std::string, so two
+        threads calling it at once corrupt the heap: concurrent /health requests right after the
+        load aborted 6 of 50 servers ("free(): invalid pointer", "The futex facility returned an
+        unexpected error code."). Read here, during the load, it is called on one thread only.
+        """
         lc = _llama()
         description = ctypes.create_string_buffer(256)
         lc.llama_model_desc(self._model, description, len(description))
+        return {
+            "gguf_file": GGUF_FILE,
+            "model_description": description.value.decode(errors="replace"),
+            "model_size_bytes": int(lc.llama_model_size(self._model)),
+            "model_parameters": int(lc.llama_model_n_params(self._model)),
+            "gpu_offload_supported": gpu_offload_supported(),
+            "system_info": lc.llama_print_system_info().decode(errors="replace").strip(),
+        }
+
+    def info(self) -> EngineInfo:
         return self._info(
             "cuda:0" if self.provider == "cuda" else "cpu",
             details={
-                "gguf_file": GGUF_FILE,
-                "model_description": description.value.decode(errors="replace"),
-                "model_size_bytes": int(lc.llama_model_size(self._model)),
-                "model_parameters": int(lc.llama_model_n_params(self._model)),
+                **self._details,
                 "context_tokens": self.context_tokens,
                 "context_limit_tokens": self.context_limit,
                 "context_resizes_after_prepare": self.context_resizes_after_prepare,
-                "gpu_offload_supported": gpu_offload_supported(),
-                "system_info": lc.llama_print_system_info().decode(errors="replace").strip(),
             },
             compute_precision=self.weight_type,
             precision_settings={
