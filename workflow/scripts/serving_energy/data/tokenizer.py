@@ -8,6 +8,9 @@ from pathlib import Path
 
 
 def load_tokenizer(folder: Path):
+    from serving_energy.core.lean_imports import skip_unused_transformers_imports
+
+    skip_unused_transformers_imports()
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(folder))

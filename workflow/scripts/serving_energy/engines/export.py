@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving_energy.core.lean_imports import skip_unused_transformers_imports
 from serving_energy.core.versions import library_versions
 from serving_energy.data.standins import STANDIN_FILE, read_standin_info
 from serving_energy.study.vocabulary import ENGINE_PACKAGES, ENGINE_SPECS
@@ -138,6 +139,7 @@ def export_model(
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINE_SPECS)}")
     if not spec.exported:
         raise ValueError(f"engine {engine!r} loads the model folder itself: there is no export")
+    skip_unused_transformers_imports()
     if spec.export_per_provider:
         if provider not in spec.providers:
             raise ValueError(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from serving_energy.core.lean_imports import skip_unused_transformers_imports
 from serving_energy.study.vocabulary import ENGINE_SPECS
 
 from .base import Engine, validate_engine_provider
@@ -36,6 +37,7 @@ def load_engine(
     (<OV, CUDA>); EngineError when the provider cannot really be used (no silent CPU fallback).
     """
     validate_engine_provider(engine, provider)
+    skip_unused_transformers_imports()
     spec = ENGINE_SPECS[engine]
     engine_options = spec.make_options(options)
     if threads < 1:
