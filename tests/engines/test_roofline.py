@@ -88,6 +88,24 @@ def test_a_buffer_that_would_fit_the_cache_is_refused(monkeypatch):
         roofline.measure_cpu_read_bandwidth(1, kernel="copy")
 
 
+def test_the_default_cpu_buffer_scales_with_the_cache(monkeypatch):
+    assert roofline.cpu_buffer_bytes(None) == 2**30
+    assert roofline.cpu_buffer_bytes(32 * 2**20) == 256 * 2**20  # this VM's L3: the floor
+    assert roofline.cpu_buffer_bytes(384 * 2**20) == 3 * 2**30  # an EPYC Genoa's L3: 8x
+    for llc in (None, 2**20, 32 * 2**20, 384 * 2**20):  # every default passes the buffer's rule
+        roofline._check_buffer(roofline.cpu_buffer_bytes(llc), llc, "sum")
+    asked = []
+
+    def fake_kernel(kernel, buffer_bytes, device, threads):
+        asked.append(buffer_bytes)
+        return (lambda: None), buffer_bytes
+
+    monkeypatch.setattr(roofline, "cpu_last_level_cache_bytes", lambda: 64 * 2**20)
+    monkeypatch.setattr(roofline, "_read_kernel", fake_kernel)
+    roofline.measure_cpu_read_bandwidth(1, repeats=1)
+    assert asked == [512 * 2**20]
+
+
 @pytest.mark.parametrize("kernel", roofline.KERNELS)
 def test_cpu_measurement_reads_the_buffer_with_the_given_threads(kernel, monkeypatch):
     """The real kernels on a small buffer (the cache-size guard is faked away): the record is

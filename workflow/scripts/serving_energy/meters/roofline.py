@@ -43,10 +43,17 @@ GB = 1e9
 KERNELS = ("gemv", "sum", "ort_gemv")
 # Kernels a GPU calibration runs (ONNX Runtime's is a CPU session here).
 CUDA_KERNELS = ("gemv", "sum")
-DEFAULT_CPU_BUFFER_BYTES = 1024 * 2**20
 DEFAULT_CUDA_BUFFER_BYTES = 2 * 2**30
 # A buffer below this multiple of the last-level cache would partly be read from the cache.
 MIN_BUFFER_TO_LLC = 4
+# The CPU calibration's buffer: CPU_BUFFER_TO_LLC x the last-level cache, at least
+# MIN_CPU_BUFFER_BYTES (1 GiB where the cache size is unknown). A streaming read of twice the
+# refused size leaves nothing in an LRU cache. At 32 MiB of L3 (benchmarks/bench_calibration.py),
+# 256 MiB read at 0.86-1.11x the bandwidth of 1 GiB per kernel, either way (this VM's noise), and
+# the calibration took 6.1 s instead of 29.2 s.
+CPU_BUFFER_TO_LLC = 2 * MIN_BUFFER_TO_LLC
+MIN_CPU_BUFFER_BYTES = 256 * 2**20
+UNKNOWN_CACHE_CPU_BUFFER_BYTES = 2**30
 # Bytes per parameter at each compute precision an engine reports (EngineInfo.compute_precision).
 # TF32 reads fp32 weights; OpenVINO's CPU plugin repacks fp32 weights into bf16 for bf16 inference.
 BYTES_PER_PARAMETER = {"f32": 4, "tf32": 4, "bf16": 2, "f16": 2, "int8": 1, "u8": 1, "int4": 0.5}
@@ -208,6 +215,13 @@ def cpu_last_level_cache_bytes(
     return max(sizes) if sizes else None
 
 
+def cpu_buffer_bytes(llc_bytes: int | None) -> int:
+    """The CPU calibration's default buffer for a last-level cache of ``llc_bytes``."""
+    if llc_bytes is None:
+        return UNKNOWN_CACHE_CPU_BUFFER_BYTES
+    return max(MIN_CPU_BUFFER_BYTES, CPU_BUFFER_TO_LLC * llc_bytes)
+
+
 def _check_buffer(buffer_bytes: int, llc_bytes: int | None, kernel: str) -> None:
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNELS}")
@@ -277,20 +291,23 @@ def measure_cpu_read_bandwidth(
     threads: int,
     *,
     kernel: str = "sum",
-    buffer_bytes: int = DEFAULT_CPU_BUFFER_BYTES,
+    buffer_bytes: int | None = None,
     repeats: int = 11,
 ) -> BandwidthMeasurement:
     """Read bandwidth of the CPU's memory with ``threads`` torch threads (restored afterwards).
 
     What it measures: how fast ``threads`` cores stream an fp32 buffer from memory, through a plain
     sum (the read bound) or the kernel decoding uses (GEMV); not the memory's peak, which may
-    need more cores than the engine is given.
+    need more cores than the engine is given. ``buffer_bytes`` defaults to
+    ``cpu_buffer_bytes(last-level cache)``.
     """
     import torch
 
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     llc = cpu_last_level_cache_bytes()
+    if buffer_bytes is None:
+        buffer_bytes = cpu_buffer_bytes(llc)
     _check_buffer(buffer_bytes, llc, kernel)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
