@@ -4,8 +4,9 @@ transformers imports scikit-learn and SciPy whenever they are installed: scikit-
 scipy.stats) for assisted generation's confidence threshold (``sklearn.metrics.roc_curve`` in
 ``generation/candidate_generator.py``), ``scipy.optimize`` for the object-detection losses that
 ``modeling_utils`` imports. No engine here generates with an assistant or loads a vision model, but
-every model server, check and export paid both imports at load: about 2 s of a tiny stand-in's
-5 s load on 2 cores, once per run. Both packages stay installed (the analysis, OpenVINO's nncf
+every model server, check and export paid both imports at load: a tiny stand-in's server load
+took 6.40 s with them and 5.00 s without on 2 cores (benchmarks/bench_server_load.py), once per
+run. Both packages stay installed (the analysis, OpenVINO's nncf
 and pingouin need them); only transformers is told that they are not there, so a causal language
 model loads exactly as before.
 """
