@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from serving_energy.study.config_schema import check_against_schema, coerce, load_schema, problems
+from serving_energy.study.config_schema import (
+    check_against_schema,
+    coerce,
+    fill_engine_defaults,
+    load_schema,
+    problems,
+)
 from serving_energy.study.vocabulary import ConfigError
 from tests.helpers import REPO, load_config
 
@@ -84,3 +90,33 @@ def test_check_against_schema_coerces_in_place_and_raises_with_every_problem():
     message = str(raised.value)
     assert "repetitions: 0 is below the minimum 1" in message
     assert "typo: unknown key" in message
+
+
+def test_the_engines_options_are_checked_coerced_and_completed_from_their_plug_ins():
+    """engines.<id> is each plug-in's options fragment: a bad value or key is one line naming
+    it, --config text is coerced to it, and the defaults come from the options type."""
+    config = load_config("smoke.yaml")
+    config["engines"] = {"llama_cpp": {"weight_type": "q4"}, "openvino": {"precision": "f32"},
+                         "tensorrt": {}}  # fmt: skip
+    with pytest.raises(ConfigError) as raised:
+        check_against_schema(config, REPO / "config" / "schema.yaml")
+    message = str(raised.value)
+    assert "engines.llama_cpp.weight_type: 'q4' is not one of: f32, f16, bf16, q8_0" in message
+    assert (
+        "engines.openvino.precision: unknown key; did you mean 'inference_precision'? "
+        "known keys here: inference_precision"
+    ) in message
+    assert "engines.tensorrt: unknown key; known keys here: llama_cpp, openvino, torch_compile" in (
+        message
+    )
+
+    config = load_config("smoke.yaml")
+    config["engines"] = "{openvino: {inference_precision: bf16}}"  # as --config gives it
+    check_against_schema(config, REPO / "config" / "schema.yaml")
+    assert config["engines"] == {"openvino": {"inference_precision": "bf16"}}
+    fill_engine_defaults(config)
+    assert config["engines"] == {
+        "openvino": {"inference_precision": "bf16"},
+        "torch_compile": {"mode": "default"},
+        "llama_cpp": {"weight_type": "f32"},
+    }

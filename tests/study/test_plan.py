@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from snakemake.utils import validate
 
+from serving_energy.study.config_schema import fill_engine_defaults
 from serving_energy.study.layout import ResultsLayout, RunKey
 from serving_energy.study.plan import (
     FORECAST,
@@ -31,6 +32,7 @@ GB = 10**9
 def study_config(name: str) -> dict:
     config = load_config(name)
     validate(config, str(REPO / "config" / "schema.yaml"))  # the schema's defaults, as Snakemake
+    fill_engine_defaults(config)  # and the engines' options', as the Snakefile
     return config
 
 

@@ -3,12 +3,15 @@
 Snakemake reads nested ``--config`` values as text (``'generation={max_new_tokens: 400}'`` gives
 ``"400"``), so every override is first converted to the type the schema asks for, generically.
 Then every schema violation becomes one line naming its key, instead of a dump of the schema.
+config/schema.yaml holds the shared keys; each engine's ``engines.<id>`` comes from its plug-in's
+options type (``study_schema``), and so do that section's defaults (``fill_engine_defaults``).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,34 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 def load_schema(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
+
+
+def study_schema(path: str | Path) -> dict:
+    """config/schema.yaml with each engine plug-in's options fragment as ``engines.<id>``: the
+    whole schema a study's config is checked against (an engine without options takes none)."""
+    from serving_energy.study.vocabulary import ENGINE_SPECS
+
+    schema = load_schema(path)
+    engines = schema["properties"]["engines"]
+    engines["properties"] = {
+        engine: spec.options_schema()
+        for engine, spec in ENGINE_SPECS.items()
+        if spec.options is not None
+    }
+    engines["additionalProperties"] = False
+    return schema
+
+
+def fill_engine_defaults(config: dict) -> None:
+    """Give ``config["engines"]`` every option of every engine that has options, in place: what
+    the config sets, the rest from the options type's defaults (as the schema fills the shared
+    keys'). Run after the config passed ``check_against_schema``."""
+    from serving_energy.study.vocabulary import ENGINE_SPECS
+
+    engines = config.setdefault("engines", {})
+    for engine, spec in ENGINE_SPECS.items():
+        if spec.options is not None:
+            engines[engine] = asdict(spec.make_options(engines.get(engine)))
 
 
 def _resolve(schema: Mapping, root: Mapping) -> Mapping:
@@ -164,10 +195,11 @@ def problems(config: Mapping, schema: Mapping) -> list[str]:
 
 
 def check_against_schema(config: dict, schema_path: str | Path) -> None:
-    """Coerce ``config`` in place to the schema's types; raise ConfigError listing every problem."""
+    """Coerce ``config`` in place to the study schema's types (the engines' options included);
+    raise ConfigError listing every problem."""
     from serving_energy.study.vocabulary import ConfigError
 
-    schema = load_schema(schema_path)
+    schema = study_schema(schema_path)
     coerced = coerce(config, schema)
     config.clear()
     config.update(coerced)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from serving_energy.study.engine_options import options_schema
+
 BYTES_PER_FP32 = 4.0
 
 
@@ -50,8 +52,9 @@ class EngineSpec:
     serving_envs: Mapping[str, str] = field(default_factory=dict)
     # Distributions whose versions every engine info and export records.
     packages: tuple[str, ...] = ()
-    # The engine's runtime options: a frozen dataclass whose fields are the keys of the config's
-    # ``engines.<id>`` (each checks its values in ``__post_init__``); None: it has none.
+    # The engine's runtime options: a frozen dataclass whose fields, declared with
+    # ``study/engine_options.option``, are the keys of the config's ``engines.<id>`` and its schema
+    # (each checks its values in ``__post_init__``); None: it has none.
     options: type | None = None
     # The export's settings from the study's config (they change the artefact): keyword
     # arguments of the exporter, and params of the export job.
@@ -85,6 +88,11 @@ class EngineSpec:
         )
         if self.exporter is not None and self.export_env is None:
             raise ValueError(f"engine {self.id!r} has an exporter but no export_env")
+        if self.options is not None:
+            try:
+                options_schema(self.options)
+            except TypeError as error:
+                raise TypeError(f"engine {self.id!r}: {error}") from None
 
     @property
     def exported(self) -> bool:
@@ -107,6 +115,10 @@ class EngineSpec:
 
     def option_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self.options)) if self.options is not None else ()
+
+    def options_schema(self) -> dict[str, Any] | None:
+        """The JSON-schema fragment of the config's ``engines.<id>``; None without options."""
+        return options_schema(self.options) if self.options is not None else None
 
     def make_options(self, settings: Mapping[str, Any] | None = None):
         """The engine's options from its config section (``engines.<id>``); unknown keys are an

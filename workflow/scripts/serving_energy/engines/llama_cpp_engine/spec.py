@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from serving_energy.study.engine_options import option
 from serving_energy.study.engine_spec import EngineSpec
 
 GGUF_FILE = "model.gguf"  # the artefact's one weights file
@@ -17,11 +18,16 @@ WEIGHT_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32}
 
 @dataclass(frozen=True)
 class LlamaCppOptions:
-    """``engines.llama_cpp`` of the config."""
+    """llama.cpp settings (engine llama_cpp)."""
 
-    # The GGUF's weight type: "f32" (the study's, for parity with the other engines' fp32),
-    # "f16", "bf16" or "q8_0" (another precision: its checks are judged, and recorded, as such).
-    weight_type: str = "f32"
+    weight_type: str = option(
+        "f32",
+        choices=WEIGHT_TYPE_BYTES,
+        description="The GGUF's weight type, written by llama.cpp's converter (--outtype) and "
+        "checked by the engine at load. 'f32' (the study's, for parity with the fp32 engines); "
+        "'f16', 'bf16' and 'q8_0' (8-bit blocks) are other precisions, recorded as such; expect "
+        "their token-equivalence check against fp32 torch to fail.",
+    )
 
     def __post_init__(self) -> None:
         if self.weight_type not in WEIGHT_TYPE_BYTES:

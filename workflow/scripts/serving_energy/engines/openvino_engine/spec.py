@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from serving_energy.study.engine_options import option
 from serving_energy.study.engine_spec import BYTES_PER_FP32, EngineSpec
 
 # "default" leaves the choice to OpenVINO's CPU plugin: bf16 on CPUs with AVX512-BF16 or AMX (what
@@ -15,9 +16,17 @@ WEIGHT_FORMAT_BYTES = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0}
 
 @dataclass(frozen=True)
 class OpenVinoOptions:
-    """``engines.openvino`` of the config."""
+    """OpenVINO runtime settings (engine openvino)."""
 
-    inference_precision: str = "f32"
+    inference_precision: str = option(
+        "f32",
+        choices=INFERENCE_PRECISIONS,
+        description="OpenVINO's INFERENCE_PRECISION_HINT. 'f32' (fp32 like the other engines, fp32 "
+        "KV cache) or 'bf16' (bf16 arithmetic and KV cache) are pinned; 'default' sets nothing "
+        "and lets the CPU plugin choose -- bf16 with a u8/f16 KV cache on CPUs with AVX512-BF16 "
+        "or AMX -- which is what optimum-intel runs unless told otherwise (the paper's setup). "
+        "bf16 runs are expected to fail the token-equivalence check against fp32 torch.",
+    )
 
     def __post_init__(self) -> None:
         if self.inference_precision not in INFERENCE_PRECISIONS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from serving_energy.study.engine_options import option
 from serving_energy.study.engine_spec import EngineSpec
 
 # torch.compile's modes that keep the arithmetic at fp32 and need no autotuning run per shape.
@@ -13,10 +14,15 @@ MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 @dataclass(frozen=True)
 class TorchCompileOptions:
-    """``engines.torch_compile`` of the config."""
+    """torch.compile settings (engine torch_compile)."""
 
-    # torch.compile's mode: "reduce-overhead" adds CUDA graphs on a GPU (nothing on the CPU).
-    mode: str = "default"
+    mode: str = option(
+        "default",
+        choices=MODES,
+        description="torch.compile's mode for the decode step. 'default' (the study's); "
+        "'reduce-overhead' adds CUDA graphs on a GPU and nothing on the CPU; "
+        "'max-autotune-no-cudagraphs' tunes kernels per shape at load. All keep fp32.",
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
