@@ -1,14 +1,18 @@
-"""Check the three CUDA serving configurations on a GPU machine in one short run.
+"""Check the study's CUDA serving configurations on a GPU machine in one short run.
 
     python scripts/validate_gpu.py OUT_DIR [--architectures gpt2 llama] [--n-prompts 4]
+    python scripts/validate_gpu.py OUT_DIR --engines torch torch_compile llama_cpp
     python scripts/validate_gpu.py OUT_DIR --geometry codeparrot-small --architectures gpt2 \
         --n-prompts 8 --max-new-tokens 116
 
-For each stand-in (built here, offline; tiny by default, or codeparrot-small's geometry) it exports
-ONNX and a CUDA TorchScript KV-cache trace, then runs <TORCH, CUDA>, <ONNX, CUDA> and <JIT, CUDA>
-on a few prompts. For each configuration it records the device really used (torch tensors' device,
-ONNX Runtime's active providers), the precision really used (compute precision; torch's TF32
-switches; ONNX Runtime's use_tf32), whether the greedy ids equal torch on the CPU and the
+The configurations are every engine plug-in with a CUDA provider (study/vocabulary.py: torch,
+ONNX, TorchScript, torch.compile, llama.cpp), or those of --engines; torch on CUDA always runs, as
+the others' reference. For each stand-in (built here, offline; tiny by default, or
+codeparrot-small's geometry) it makes each engine's export (a CUDA one where the export is per
+provider), then runs every configuration on a few prompts. For each it records the device really
+used (torch tensors' device, ONNX Runtime's active providers, llama.cpp's GPU offload), the
+precision really used (compute precision; torch's TF32 switches; ONNX Runtime's use_tf32), whether
+the greedy ids equal torch on the CPU and the
 equivalence check against torch on CUDA, NVML's energy counter and utilisation around the
 generations, and tokens/s against the GPU's measured read-bandwidth bound (serving_energy.meters.roofline).
 Failures (e.g. "onnxruntime has no CUDAExecutionProvider in this environment") are recorded, never
@@ -34,7 +38,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-CONFIGURATIONS = (("torch", "cuda"), ("onnx", "cuda"), ("torchscript", "cuda"))
+from serving_energy.study.vocabulary import (  # noqa: E402 (after sys.path)
+    ENGINE_LABELS,
+    ENGINE_SPECS,
+    REFERENCE_ENGINE,
+)
+
+# Every engine that runs on CUDA, in the study's order (the reference first).
+CUDA_ENGINES: tuple[str, ...] = tuple(e for e, s in ENGINE_SPECS.items() if "cuda" in s.providers)
 GEOMETRIES = {
     "tiny": {"n_layers": 2, "hidden_size": 64, "n_heads": 4, "extra": None},
     # codeparrot-small: 12 x 768, 12 heads, vocabulary 32 768 (~111 M parameters with GPT-2).
@@ -59,11 +70,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--architectures", nargs="+", default=["gpt2", "llama"])
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=CUDA_ENGINES,
+        help=f"the engines run on CUDA (default: all, each on the stand-ins it can take; "
+        f"{REFERENCE_ENGINE} always runs)",
+    )
     parser.add_argument("--geometry", choices=sorted(GEOMETRIES), default="tiny")
     parser.add_argument(
         "--no-roofline", action="store_true", help="skip the GPU read-bandwidth measurement"
     )
-    parser.add_argument("--tokenizer", default="bpe-humaneval", choices=["bpe-humaneval", "gpt2"])
+    parser.add_argument(
+        "--tokenizer",
+        choices=["bpe-humaneval", "gpt2"],
+        help="the stand-ins' tokenizer (default: bpe-humaneval, or gpt2 where an engine such as "
+        "llama_cpp converts no other)",
+    )
     parser.add_argument("--n-prompts", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--threads", type=int, default=4)
@@ -71,7 +94,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--render", type=Path, help="only re-render this validate_gpu.json as markdown into OUT_DIR"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    named_engines = args.engines is not None
+    args.engines = cuda_engines(args.engines if named_engines else CUDA_ENGINES)
+    if args.tokenizer is None:
+        takes_bpe = all(
+            ENGINE_SPECS[e].standin_problem(a, "bpe-humaneval") is None
+            for e in args.engines
+            for a in args.architectures
+        )
+        args.tokenizer = "bpe-humaneval" if takes_bpe else "gpt2"
+    # (engine, architecture) pairs an engine cannot take: an error where both were named, else
+    # left out of the run and listed in the report with the reason.
+    args.impossible = {
+        (e, a): problem
+        for e in args.engines
+        for a in args.architectures
+        if (problem := ENGINE_SPECS[e].standin_problem(a, args.tokenizer)) is not None
+    }
+    if named_engines and args.impossible:
+        parser.error(
+            "; ".join(
+                f"{configuration_label(e)} cannot take a {a} stand-in with tokenizer "
+                f"{args.tokenizer}: {problem}"
+                for (e, a), problem in args.impossible.items()
+            )
+            + " (leave that engine or architecture out)"
+        )
+    return args
+
+
+def cuda_engines(chosen) -> list[str]:
+    """The chosen engines in the study's order, the reference first (the others' check)."""
+    return [e for e in CUDA_ENGINES if e == REFERENCE_ENGINE or e in chosen]
 
 
 def humaneval_first_lines() -> list[str]:
@@ -204,15 +259,41 @@ def environment(nvml: Nvml) -> dict:
 
 
 def precision_is_fp32(info: dict) -> bool:
-    """fp32 arithmetic as the engine reports it: no TF32 in torch or ONNX Runtime's CUDA EP."""
+    """fp32 arithmetic as the engine reports it: no TF32 in torch or ONNX Runtime's CUDA EP.
+
+    An engine that computes with torch (its plug-in records torch's version) must record torch's
+    TF32 switch, and ONNX Runtime its use_tf32: a missing record is not taken as fp32.
+    """
     settings = info.get("precision_settings") or {}
     if info.get("compute_precision") != "f32":
         return False
-    if info.get("engine") in ("torch", "torchscript"):
-        return settings.get("cuda_matmul_allow_tf32") is False
-    if info.get("engine") == "onnx":
-        return settings.get("cuda_use_tf32") == "0"
+    spec = ENGINE_SPECS.get(info.get("engine"))
+    uses_torch = spec is not None and "torch" in spec.packages
+    if uses_torch or "cuda_matmul_allow_tf32" in settings:
+        if settings.get("cuda_matmul_allow_tf32") is not False:
+            return False
+    if info.get("ort_providers") or "cuda_use_tf32" in settings:
+        if settings.get("cuda_use_tf32") != "0":
+            return False
     return True
+
+
+def really_on_cuda(info: dict) -> bool:
+    """Whether the engine's own record says the computation ran on the GPU: its device, ONNX
+    Runtime's first active provider, llama.cpp's offload of every layer in a build that has it."""
+    if not str(info.get("device", "")).startswith("cuda"):
+        return False
+    if info.get("ort_providers") and info["ort_providers"][0] != "CUDAExecutionProvider":
+        return False
+    details = info.get("details") or {}
+    if "gpu_offload_supported" in details:
+        layers = (info.get("precision_settings") or {}).get("n_gpu_layers") or 0
+        return bool(details["gpu_offload_supported"]) and layers > 0
+    return True
+
+
+def configuration_label(engine: str, provider: str = "cuda") -> str:
+    return f"<{ENGINE_LABELS.get(engine, engine)}, {provider.upper()}>"
 
 
 def run_configuration(
@@ -268,9 +349,7 @@ def run_configuration(
             for got, want in zip(ids, ref_ids, strict=True)
             for a, b in zip(got, want, strict=True)
         )
-        device_ok = record["info"]["device"].startswith("cuda")
-        if engine_name == "onnx":
-            device_ok = device_ok and record["info"]["ort_providers"][0] == "CUDAExecutionProvider"
+        device_ok = really_on_cuda(record["info"])
         record["device_really_cuda"] = device_ok
         record["precision_fp32"] = precision_is_fp32(record["info"])
         if bandwidth_gb_s:
@@ -279,7 +358,7 @@ def run_configuration(
             weights = weight_bytes_per_token(model_dir, record["info"]["compute_precision"])
             point = roofline_point(record["tokens_per_s"], bandwidth_gb_s, weights.bytes_per_token)
             record["roofline"] = dataclasses.asdict(point)
-        if torch_cuda_engine is not None and engine_name != "torch":
+        if torch_cuda_engine is not None and engine_name != REFERENCE_ENGINE:
             check = check_equivalence(engine, torch_cuda_engine, prompts, args.max_new_tokens)
             record["check_vs_torch_cuda"] = dataclasses.asdict(check)
             del record["check_vs_torch_cuda"]["per_prompt"]
@@ -303,6 +382,7 @@ def markdown(report: dict) -> str:
         f"torch CUDA {env.get('torch_cuda_version')}",
         f"- ONNX Runtime providers: {env.get('onnxruntime_providers')}",
         f"- Libraries: {env.get('library_versions')}",
+        f"- Engines: {', '.join(report.get('engines', ['torch', 'onnx', 'torchscript']))}",
         f"- {report['n_prompts']} prompts x {report['max_new_tokens']} new tokens, greedy; "
         f"stand-in geometry {report.get('geometry', 'tiny')}; started {report['started_at']}",
         f"- GPU read bandwidth (fp32 sum over a buffer >> L2): "
@@ -336,7 +416,6 @@ def markdown(report: dict) -> str:
         speed = f"{row['tokens_per_s']:.1f}" if "tokens_per_s" in row else "-"
         energy_text = "-" if energy is None else f"{energy:.2f}"
         util_text = "-" if util is None else f"{util:.0f}"
-        configuration = "JIT" if row["engine"] == "torchscript" else row["engine"].upper()
         settings = info.get("precision_settings") or {}
         precision = info.get("compute_precision") or "-"
         if "cuda_use_tf32" in settings:
@@ -346,9 +425,15 @@ def markdown(report: dict) -> str:
         roofline = row.get("roofline")
         bound_text = "-" if not roofline else f"{roofline['fraction_of_bound']:.2f}"
         lines.append(
-            f"| {row['architecture']} | <{configuration}, CUDA> | {ran_on} | {precision} | "
+            f"| {row['architecture']} | {configuration_label(row['engine'])} | {ran_on} | "
+            f"{precision} | "
             f"{row.get('ids_equal_torch_cpu', '-')} | {check_text} | {speed} | {bound_text} | "
             f"{energy_text} | {util_text} | {error} |"
+        )
+    for skipped in report.get("not_run", []):
+        lines.append(
+            f"| {skipped['architecture']} | {configuration_label(skipped['engine'])} | not run | "
+            f"- | - | - | - | - | - | - | {skipped['reason']} |"
         )
     lines += [
         "",
@@ -377,8 +462,14 @@ def main(argv=None) -> int:
         "max_new_tokens": args.max_new_tokens,
         "threads": args.threads,
         "geometry": args.geometry,
+        "tokenizer": args.tokenizer,
+        "engines": args.engines,
         "environment": environment(nvml),
         "results": [],
+        "not_run": [
+            {"architecture": a, "engine": e, "reason": reason}
+            for (e, a), reason in args.impossible.items()
+        ],
         "setup_errors": [],
     }
     prompts = list(PROMPTS[: args.n_prompts])
@@ -417,21 +508,24 @@ def main(argv=None) -> int:
                 seed=0,
                 extra=geometry["extra"],
             )
-            reference = load_engine("torch", "cpu", model_dir, None, args.threads)
+            reference = load_engine(REFERENCE_ENGINE, "cpu", model_dir, None, args.threads)
             ref_ids = [reference.generate(p, args.max_new_tokens).new_token_ids for p in prompts]
         except Exception as exc:  # noqa: BLE001
             report["setup_errors"].append(
                 {"step": f"{architecture}: build/reference", "error": error_text(exc)}
             )
             continue
-        artefacts: dict[str, Path | None] = {"torch": None}
-        for engine_name, export in (
-            ("onnx", lambda out, m=model_dir: export_model("onnx", m, out)),
-            ("torchscript", lambda out, m=model_dir: export_model("torchscript", m, out, "cuda")),
-        ):
+        artefacts: dict[str, Path | None] = {}
+        engines = [e for e in args.engines if (e, architecture) not in args.impossible]
+        for engine_name in engines:
+            spec = ENGINE_SPECS[engine_name]
+            if not spec.exported:  # it loads the model folder itself (torch, torch.compile)
+                artefacts[engine_name] = None
+                continue
             out = work_dir / architecture / f"{engine_name}-cuda"
             try:
-                info = export(out)
+                provider = "cuda" if spec.export_per_provider else None
+                info = export_model(engine_name, model_dir, out, provider)
                 artefacts[engine_name] = Path(info.artefact_dir)
             except Exception as exc:  # noqa: BLE001
                 artefacts[engine_name] = out  # loading will fail and record why
@@ -439,10 +533,10 @@ def main(argv=None) -> int:
                     {"step": f"{architecture}: export {engine_name}", "error": error_text(exc)}
                 )
         torch_cuda = None
-        for engine_name, provider in CONFIGURATIONS:
+        for engine_name in engines:
             record, engine = run_configuration(
                 engine_name,
-                provider,
+                "cuda",
                 model_dir,
                 artefacts[engine_name],
                 args,
@@ -454,7 +548,7 @@ def main(argv=None) -> int:
             )
             record["architecture"] = architecture
             report["results"].append(record)
-            if engine_name == "torch":
+            if engine_name == REFERENCE_ENGINE:
                 torch_cuda = engine
     report["all_ok"] = bool(report["results"]) and all(r["ok"] for r in report["results"])
     report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
