@@ -98,6 +98,47 @@ def test_onnx_cuda_runs_without_tf32(standin_dirs, artefact_dirs):
 
 
 @gpu_test
+def test_torch_compile_cuda_runs_on_the_gpu_in_fp32_without_recompiling(standin_dirs, cpu_ids):
+    from serving_energy.engines.torch_compile_engine.engine import compiled_graph_count
+
+    torch.backends.cuda.matmul.allow_tf32 = True  # as another library in the process might
+    engine = load_engine("torch_compile", "cuda", standin_dirs["llama"], None, 1)
+    engine.prepare_for(64)
+    info = engine.info()
+    assert info.device.startswith("cuda") and info.compute_precision == "f32"
+    assert info.precision_settings["cuda_matmul_allow_tf32"] is False
+    before = compiled_graph_count()
+    assert [engine.generate(p, NEW_TOKENS).new_token_ids for p in PROMPTS] == cpu_ids
+    assert compiled_graph_count() == before, "a new prompt length recompiled the decode step"
+    assert engine.info().details["compilations_after_load"] == 0
+
+
+def llama_cpp_has_gpu_offload() -> bool:
+    from serving_energy.engines.llama_cpp_engine.engine import gpu_offload_supported
+
+    return gpu_offload_supported()
+
+
+@gpu_test
+@pytest.mark.skipif(
+    not llama_cpp_has_gpu_offload(),
+    reason="this llama-cpp-python build has no GPU offload (build it with "
+    "CMAKE_ARGS=-DGGML_CUDA=on)",
+)
+def test_llama_cpp_cuda_offloads_every_layer_and_passes_the_check(standin_dirs, artefact_dirs):
+    from serving_energy.engines.equivalence import check_equivalence
+
+    artefact = artefact_dirs["gpt2", "llama_cpp"]
+    engine = load_engine("llama_cpp", "cuda", standin_dirs["gpt2"], artefact, 1)
+    info = engine.info()
+    assert info.device.startswith("cuda") and info.compute_precision == "f32"
+    assert info.details["gpu_offload_supported"] is True
+    assert info.precision_settings["n_gpu_layers"] > 0
+    reference = load_engine("torch", "cpu", standin_dirs["gpt2"], None, 1)
+    assert check_equivalence(engine, reference, PROMPTS, NEW_TOKENS).passed
+
+
+@gpu_test
 def test_cuda_read_bandwidth_is_measured_on_the_gpu():
     from serving_energy.meters.roofline import measure_cuda_read_bandwidth
 
@@ -111,6 +152,12 @@ def test_cuda_read_bandwidth_is_measured_on_the_gpu():
 def test_torch_cuda_without_gpu_fails_loudly(standin_dirs):
     with pytest.raises(EngineError, match="no CUDA device"):
         load_engine("torch", "cuda", standin_dirs["gpt2"], None, 1)
+
+
+@needs_no_cuda
+def test_torch_compile_cuda_without_gpu_fails_loudly(standin_dirs):
+    with pytest.raises(EngineError, match="no CUDA device"):
+        load_engine("torch_compile", "cuda", standin_dirs["gpt2"], None, 1)
 
 
 @needs_no_cuda
