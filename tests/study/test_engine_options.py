@@ -69,6 +69,12 @@ def test_an_options_type_the_schema_cannot_describe_is_refused_naming_the_field(
     class Undocumented:
         mode: str = option("fast", description="How it runs.")
 
+    @dataclass(frozen=True)
+    class Mistyped:
+        """Settings."""
+
+        layers: int = option(True, description="Layers kept.")
+
     @dataclass
     class Mutable:
         """Settings."""
@@ -79,6 +85,8 @@ def test_an_options_type_the_schema_cannot_describe_is_refused_naming_the_field(
         options_schema(Bare)
     with pytest.raises(TypeError, match=r"Listed\.sizes: type .* is not one of str, bool, int"):
         options_schema(Listed)
+    with pytest.raises(TypeError, match=r"Mistyped\.layers: the default True is not of type int"):
+        options_schema(Mistyped)
     with pytest.raises(TypeError, match="needs a docstring"):
         options_schema(Undocumented)
     with pytest.raises(TypeError, match="frozen dataclass"):

@@ -51,10 +51,18 @@ def options_schema(options_type: type) -> dict[str, Any]:
             raise TypeError(f"{where}: declare the field with option(default, description=...)")
         if each.default is MISSING:
             raise TypeError(f"{where}: an engine option needs a default")
-        json_type = JSON_TYPES.get(hints[each.name])
+        python_type = hints[each.name]
+        json_type = JSON_TYPES.get(python_type)
         if json_type is None:
             known = ", ".join(t.__name__ for t in JSON_TYPES)
-            raise TypeError(f"{where}: type {hints[each.name]!r} is not one of {known}")
+            raise TypeError(f"{where}: type {python_type!r} is not one of {known}")
+        # bool is an int to isinstance, not to the schema: a True default of an int is refused.
+        if type(each.default) is not python_type and not (
+            python_type is float and type(each.default) is int
+        ):
+            raise TypeError(
+                f"{where}: the default {each.default!r} is not of type {python_type.__name__}"
+            )
         schema: dict[str, Any] = {"description": each.metadata["description"], "type": json_type}
         if each.metadata["choices"] is not None:
             schema["enum"] = list(each.metadata["choices"])
