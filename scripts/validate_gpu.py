@@ -39,9 +39,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from serving_energy.study.vocabulary import (  # noqa: E402 (after sys.path)
-    ENGINE_LABELS,
     ENGINE_SPECS,
     REFERENCE_ENGINE,
+    Configuration,
 )
 
 # Every engine that runs on CUDA, in the study's order (the reference first).
@@ -115,7 +115,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if named_engines and args.impossible:
         parser.error(
             "; ".join(
-                f"{configuration_label(e)} cannot take a {a} stand-in with tokenizer "
+                f"{cuda_label(e)} cannot take a {a} stand-in with tokenizer "
                 f"{args.tokenizer}: {problem}"
                 for (e, a), problem in args.impossible.items()
             )
@@ -292,8 +292,8 @@ def really_on_cuda(info: dict) -> bool:
     return True
 
 
-def configuration_label(engine: str, provider: str = "cuda") -> str:
-    return f"<{ENGINE_LABELS.get(engine, engine)}, {provider.upper()}>"
+def cuda_label(engine: str) -> str:
+    return Configuration(engine, "cuda").label
 
 
 def run_configuration(
@@ -425,14 +425,14 @@ def markdown(report: dict) -> str:
         roofline = row.get("roofline")
         bound_text = "-" if not roofline else f"{roofline['fraction_of_bound']:.2f}"
         lines.append(
-            f"| {row['architecture']} | {configuration_label(row['engine'])} | {ran_on} | "
+            f"| {row['architecture']} | {cuda_label(row['engine'])} | {ran_on} | "
             f"{precision} | "
             f"{row.get('ids_equal_torch_cpu', '-')} | {check_text} | {speed} | {bound_text} | "
             f"{energy_text} | {util_text} | {error} |"
         )
     for skipped in report.get("not_run", []):
         lines.append(
-            f"| {skipped['architecture']} | {configuration_label(skipped['engine'])} | not run | "
+            f"| {skipped['architecture']} | {cuda_label(skipped['engine'])} | not run | "
             f"- | - | - | - | - | - | - | {skipped['reason']} |"
         )
     lines += [
